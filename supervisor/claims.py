@@ -1,0 +1,228 @@
+"""The queue: which entry runs next, who owns it, and how a dead owner's entry comes back.
+
+Every function here changes the plan only inside :meth:`PlanStore.update`, so a claim is
+atomic across processes: two supervisors on one plan never take the same entry.
+Ownership is a random token plus the owner's pid, process create time and host, so a
+reused pid is never mistaken for a live supervisor.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import psutil
+
+from supervisor.plan import PHASE0_LABELS, Plan, PlanError, PlanStore, Run, phase_of
+
+FINAL = ("done", "error")
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def process_create_time(pid: int) -> float | None:
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, ValueError):
+        return None
+
+
+def is_alive(pid: Any, create_time: Any) -> bool:
+    """True if ``pid`` is running and is the same process that was recorded (not a reuse)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    actual = process_create_time(pid)
+    if actual is None:
+        return False
+    try:
+        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+            return False
+    except psutil.Error:
+        return False
+    return create_time is None or abs(actual - float(create_time)) < 0.01
+
+
+@dataclass(frozen=True)
+class Owner:
+    """This supervisor process, as recorded in every entry it claims."""
+
+    token: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    pid: int = field(default_factory=os.getpid)
+    host: str = field(default_factory=socket.gethostname)
+
+    @property
+    def create_time(self) -> float | None:
+        return process_create_time(self.pid)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "token": self.token,
+            "supervisor_pid": self.pid,
+            "supervisor_create_time": self.create_time,
+            "host": self.host,
+            "worker_pid": None,
+            "worker_create_time": None,
+        }
+
+
+def select(plan: Plan, selector: str | None) -> list[Run]:
+    """Entries matching ``phase0``, ``phase1``, a label or a run id; unknown selectors are errors."""
+    runs: list[Run] = plan["runs"]
+    if selector is None or selector == "all":
+        return runs
+    if selector in ("phase0", "phase1"):
+        return [r for r in runs if phase_of(r) == selector]
+    chosen = [r for r in runs if selector in (r["label"], r["id"])]
+    if not chosen:
+        labels = sorted({r["label"] for r in runs})
+        raise PlanError(
+            f"--only {selector!r} matches no entry (use phase0, phase1, a label such as "
+            f"{', '.join(labels[:4])}, or a run id)"
+        )
+    return chosen
+
+
+def find(plan: Plan, run_id: str) -> Run:
+    for run in plan["runs"]:
+        if run["id"] == run_id:
+            return run
+    raise PlanError(f"run {run_id!r} is not in the plan")
+
+
+def owned_by(run: Run, owner: Owner) -> bool:
+    return run.get("status") == "running" and (run.get("owner") or {}).get("token") == owner.token
+
+
+def owner_alive(run: Run) -> bool:
+    """Whether the supervisor recorded as running this entry is still alive (on this host)."""
+    record = run.get("owner") or {}
+    if record.get("host") not in (None, socket.gethostname()):
+        return True  # another machine's supervisor: we cannot judge it, so we leave it alone
+    return is_alive(record.get("supervisor_pid"), record.get("supervisor_create_time"))
+
+
+def recover(store: PlanStore) -> list[str]:
+    """Put entries whose supervisor died back to ``pending``, killing any orphaned worker first.
+
+    Returns one line per recovered entry, for the console.
+    """
+    messages: list[str] = []
+    with store.update() as plan:
+        for run in plan["runs"]:
+            if run["status"] != "running" or owner_alive(run):
+                continue
+            record = run.get("owner") or {}
+            worker_pid = record.get("worker_pid")
+            killed = ""
+            if is_alive(worker_pid, record.get("worker_create_time")):
+                _kill_orphan(int(worker_pid))
+                killed = f"; orphaned worker {worker_pid} killed"
+            note = (
+                f"recovered {utc_now()}: supervisor {record.get('supervisor_pid')} died while this "
+                f"entry was running{killed}"
+            )
+            run["status"] = "pending"
+            run.pop("owner", None)
+            run["note"] = note
+            messages.append(f"{run['id']}: {note}")
+    return messages
+
+
+def _kill_orphan(pid: int) -> None:
+    try:
+        proc = psutil.Process(pid)
+        tree = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return
+    for p in tree:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    psutil.wait_procs(tree, timeout=5)
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An entry this supervisor now owns, with the attempt number recorded in the plan."""
+
+    run: Run
+    attempt: int
+
+
+BLOCKED = "blocked"
+
+
+def claim_next(store: PlanStore, selector: str | None, owner: Owner) -> Claim | str | None:
+    """Atomically take the first pending entry that may run now.
+
+    Returns the claim, :data:`BLOCKED` when pending entries wait on another supervisor's
+    running entry (the warm probe waits for the cold one), or None when nothing is left.
+    """
+    with store.update() as plan:
+        wanted = {r["id"] for r in select(plan, selector)}
+        blocked = False
+        for run in plan["runs"]:
+            if run["id"] not in wanted or run["status"] != "pending":
+                continue
+            if not _dependencies_final(plan, run):
+                blocked = True
+                continue
+            attempt = int(run.get("attempts", 0)) + 1
+            run["status"] = "running"
+            run["attempts"] = attempt
+            run["started_utc"] = utc_now()
+            run["owner"] = owner.record()
+            run.pop("note", None)
+            return Claim(run=dict(run), attempt=attempt)
+        return BLOCKED if blocked else None
+
+
+def _dependencies_final(plan: Plan, run: Run) -> bool:
+    """The warm probe runs after the cold one; Phase 1 runs after Phase 0."""
+    if run["label"] == PHASE0_LABELS[1]:
+        return all(r["status"] in FINAL for r in plan["runs"] if r["label"] == PHASE0_LABELS[0])
+    if phase_of(run) == "phase1":
+        return all(r["status"] in FINAL for r in plan["runs"] if phase_of(r) == "phase0" and r["status"] != "pending")
+    return True
+
+
+def record_worker(store: PlanStore, run_id: str, owner: Owner, pid: int, create_time: float | None) -> None:
+    with store.update() as plan:
+        run = find(plan, run_id)
+        if owned_by(run, owner):
+            run["owner"]["worker_pid"] = pid
+            run["owner"]["worker_create_time"] = create_time
+
+
+def finish(store: PlanStore, run_id: str, owner: Owner, status: str, result: dict[str, Any]) -> bool:
+    """Write the final state and ``results[id]``, only if this supervisor still owns the entry.
+
+    Returns False (and writes nothing) when ownership was lost, e.g. a recovery by another
+    supervisor after this one was suspended past its owner check.
+    """
+    with store.update() as plan:
+        run = find(plan, run_id)
+        if not owned_by(run, owner):
+            return False
+        run["status"] = status
+        run["finished_utc"] = utc_now()
+        run.pop("owner", None)
+        plan["results"][run_id] = result
+        return True
+
+
+def release(store: PlanStore, run_id: str, owner: Owner, note: str) -> None:
+    """Give an entry back to the queue (interrupted run), with a note saying why."""
+    with store.update() as plan:
+        run = find(plan, run_id)
+        if owned_by(run, owner):
+            run["status"] = "pending"
+            run.pop("owner", None)
+            run["note"] = note

@@ -1,0 +1,72 @@
+"""``python -m supervisor``: run the plan, show the queue, reset it, report on it.
+
+Exit codes: 0 all selected runs done, 1 some run ended in ``error``, 2 bad input (plan file
+or command line), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from supervisor.plan import PlanError, PlanStore
+
+COMMANDS = ("run", "status", "reset", "report", "gateway")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m supervisor",
+        description="Profile LumiBot backtests with yappi wall-clock timing, one fresh worker per run.",
+    )
+    parser.add_argument("command", nargs="?", default="run", choices=COMMANDS, help="default: run")
+    parser.add_argument("--plan", type=Path, default=Path("profiling_plan.json"), help="plan file (default: %(default)s)")
+    parser.add_argument("--only", metavar="SELECTOR", help="phase0, phase1, a label (week, month, ...) or a run id")
+    parser.add_argument("--timeout", type=float, help="wall-time limit per run in seconds (overrides the plan)")
+    parser.add_argument("--retry-errors", action="store_true", help="put entries in 'error' back in the queue first")
+    parser.add_argument("--data-mode", choices=("local", "live"), help="DataBento mode (overrides meta.data_source.mode)")
+    parser.add_argument("--grace", type=float, default=10.0, help="seconds a stopped worker gets to save (default 10)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.timeout is not None and args.timeout <= 0:
+        print("error: --timeout must be a positive number of seconds", file=sys.stderr)
+        return 2
+    try:
+        store = PlanStore(args.plan)
+        if args.command == "status":
+            from supervisor.status import render_status
+
+            print(render_status(store.read()))
+            return 0
+        if args.command == "reset":
+            from supervisor.status import reset
+
+            for line in reset(store, args.only):
+                print(line)
+            return 0
+        if args.command == "gateway":
+            from supervisor.gatewaycmd import serve_foreground
+
+            return serve_foreground(store)
+        if args.command == "report":
+            from supervisor.report import write_report
+
+            print(write_report(store))
+            return 0
+        from supervisor.session import Options, Session
+
+        options = Options(
+            selector=args.only,
+            timeout=args.timeout,
+            retry_errors=args.retry_errors,
+            data_mode=args.data_mode,
+            grace=args.grace,
+        )
+        return Session(store, options).run()
+    except PlanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,84 @@
+"""Turn one worker outcome into the ``results[id]`` record the spec's ``_schema`` describes.
+
+Every field of ``_schema`` is always present (``null`` where unknown), paths are relative to
+the plan file, and the invariants are recorded twice: what the plan asked for and what the
+worker read back from the finished backtest.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from supervisor.claims import utc_now
+from supervisor.plan import PlanStore
+from supervisor.runner import Outcome
+
+SCHEMA_FIELDS = (
+    "wall_seconds_total",
+    "wall_seconds_no_download",
+    "cpu_seconds",
+    "top_functions_csv",
+    "top_threads_csv",
+    "git_rev",
+    "timestamp_utc",
+    "notes",
+)
+
+
+def invariants_hold(asked: dict[str, Any], in_effect: dict[str, Any]) -> bool:
+    """Every invariant the plan sets was observed with the same value in the finished run."""
+    return bool(in_effect) and all(in_effect.get(k) == v for k, v in asked.items())
+
+
+def build_result(
+    store: PlanStore,
+    run: dict[str, Any],
+    outcome: Outcome,
+    *,
+    invariants: dict[str, Any],
+    git: tuple[str, bool],
+    stderr_log: Path,
+    notes: list[str],
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    answer = outcome.answer or {}
+    files = {k: store.relative(Path(v)) for k, v in (answer.get("files") or {}).items()}
+    in_effect = answer.get("invariants_in_effect") or {}
+    result: dict[str, Any] = {
+        "wall_seconds_total": answer.get("wall_seconds_total"),
+        "wall_seconds_no_download": None,
+        "cpu_seconds": answer.get("cpu_seconds"),
+        "top_functions_csv": files.get("top_functions_csv"),
+        "top_threads_csv": files.get("top_threads_csv"),
+        "git_rev": git[0],
+        "timestamp_utc": utc_now(),
+        "notes": "; ".join(n for n in notes if n),
+        "git_dirty": git[1],
+        "status": None,
+        "label": run["label"],
+        "start": run["start"],
+        "end": run["end"],
+        "partial": bool(answer.get("partial")),
+        "pstat": files.get("pstat"),
+        "callgrind": files.get("callgrind"),
+        "stderr_log": store.relative(stderr_log),
+        "worker_process_seconds": round(outcome.seconds, 3),
+        "worker_returncode": outcome.returncode,
+        "error_kind": answer.get("error_kind"),
+        "iterations": answer.get("iterations"),
+        "bars_served": answer.get("bars_served"),
+        "history_calls": answer.get("history_calls"),
+        "peak_rss_mb": answer.get("peak_rss_mb"),
+        "parameters_hash": answer.get("parameters_hash"),
+        "invariants": dict(invariants),
+        "invariants_in_effect": in_effect,
+        "invariants_hold": invariants_hold(invariants, in_effect),
+        "versions": answer.get("versions") or {},
+        "network_refused": answer.get("network_refused") or [],
+        "cache_files_before": answer.get("cache_files_before"),
+        "cache_files_after": answer.get("cache_files_after"),
+    }
+    if extra:
+        result.update(extra)
+    return result

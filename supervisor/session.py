@@ -1,0 +1,260 @@
+"""One supervisor session: recover, then claim, spawn, record, until the selection is done.
+
+Data flows one way: plan -> claim -> spawn -> worker JSON -> result -> plan. Each run gets
+a fresh worker process, its own working directory (LumiBot writes ``./logs``) and its own
+cache folder, so nothing warm leaks from one window into the next.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from supervisor import claims
+from supervisor.claims import BLOCKED, Claim, Owner
+from supervisor.gitinfo import git_revision
+from supervisor.plan import PHASE0_LABELS, Plan, PlanError, PlanStore, Run
+from supervisor.provider import DataProvider, ProviderError, Usage, open_provider
+from supervisor.results import build_result
+from supervisor.runner import Interrupted, Outcome, run_worker
+from worker.protocol import RunSpec
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_TIMEOUT = 1800.0
+TRANSIENT_RETRIES = 2
+
+
+@dataclass
+class Options:
+    selector: str | None = None
+    timeout: float | None = None
+    retry_errors: bool = False
+    data_mode: str | None = None
+    grace: float = 10.0
+    poll_seconds: float = 1.0
+
+
+def cache_state(usage: Usage, before: int | None) -> str:
+    """``cold``: everything downloaded into an empty cache; ``warm``: nothing downloaded;
+    ``mixed``: downloads on top of an existing cache; ``n/a`` when the provider cannot tell."""
+    downloads = usage.by_schema.get("ohlcv-1m") if usage.requests is not None else None
+    if downloads is None:
+        return "n/a"
+    if downloads == 0:
+        return "warm"
+    return "cold" if not before else "mixed"
+
+
+class Session:
+    """Runs the selected entries of one plan file; ``run`` returns the process exit code."""
+
+    def __init__(self, store: PlanStore, options: Options, echo: Callable[[str], None] | None = None) -> None:
+        self.store = store
+        self.options = options
+        self.echo = echo or (lambda line: print(line, flush=True))
+        self.owner = Owner()
+        self.provider: DataProvider | None = None
+        self._interrupts = 0
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _settings(self, plan: Plan) -> dict[str, Any]:
+        settings = dict(plan["meta"]["data_source"])
+        if self.options.data_mode:
+            settings["mode"] = self.options.data_mode
+        return settings
+
+    def _output_dir(self, plan: Plan) -> Path:
+        return self.store.resolve(plan["meta"]["output_dir"])
+
+    def _cache_root(self, plan: Plan) -> Path:
+        cache = plan["meta"].get("cache") or {}
+        return self.store.resolve(cache.get("folder", Path(plan["meta"]["output_dir"]) / "cache"))
+
+    def _pending_in_selection(self, plan: Plan) -> bool:
+        return any(r["status"] == "pending" for r in claims.select(plan, self.options.selector))
+
+    def _install_signals(self) -> None:
+        """SIGTERM behaves like Ctrl-C: stop the current worker tree, give its entry back."""
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            self._interrupts += 1
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+
+    # -- the loop -------------------------------------------------------------------------
+    def run(self) -> int:
+        plan = self.store.read()
+        claims.select(plan, self.options.selector)  # an unknown selector fails before any change
+        for line in claims.recover(self.store):
+            self.echo(f"recovered  {line}")
+        if self.options.retry_errors:
+            self._requeue_errors()
+            plan = self.store.read()
+        if not self._pending_in_selection(plan):
+            self.echo("nothing pending in this selection (see `python -m supervisor status`)")
+            return 0
+        self._install_signals()
+        settings = self._settings(plan)
+        failures = 0
+        try:
+            self.provider = open_provider(settings, self._output_dir(plan) / "gateway", int(plan["meta"]["random_seed_for_selection"]))
+            while True:
+                claim = claims.claim_next(self.store, self.options.selector, self.owner)
+                if claim is None:
+                    break
+                if claim == BLOCKED:
+                    time.sleep(self.options.poll_seconds)
+                    continue
+                assert isinstance(claim, Claim)
+                if self._run_claim(claim, settings) != "done":
+                    failures += 1
+        except KeyboardInterrupt:
+            self.echo("interrupted: no entry left running; rerun the same command to continue")
+            return 130
+        except ProviderError as exc:
+            self.echo(f"error: {exc}")
+            return 1
+        finally:
+            if self.provider is not None:
+                self.provider.close()
+        return 1 if failures else 0
+
+    def _requeue_errors(self) -> None:
+        with self.store.update() as plan:
+            for run in claims.select(plan, self.options.selector):
+                if run["status"] == "error":
+                    run["status"] = "pending"
+                    run["note"] = f"requeued by --retry-errors {claims.utc_now()}"
+
+    def _run_claim(self, claim: Claim, settings: dict[str, Any]) -> str:
+        """Run one claimed entry to a final state; transient failures are retried, bounded."""
+        plan = self.store.read()
+        run = claim.run
+        output_dir = self._output_dir(plan)
+        cache = self._cache_folder(plan, run)
+        if run["label"] != PHASE0_LABELS[1]:
+            shutil.rmtree(cache, ignore_errors=True)  # every run but the warm probe starts cold
+        attempts: list[str] = []
+        for attempt in range(1, TRANSIENT_RETRIES + 2):
+            token = f"{run['id']}.{self.owner.token}.{claim.attempt}.{attempt}"
+            spec = self._spec(plan, run, settings, cache)
+            outcome, usage = self._spawn(plan, run, spec, token)
+            answer = outcome.answer or {}
+            if answer.get("error_kind") == "transient" and attempt <= TRANSIENT_RETRIES:
+                attempts.append(f"attempt {attempt}: {outcome.problem}")
+                continue
+            break
+        status, notes = self._judge(outcome, usage, settings)
+        result = build_result(
+            self.store,
+            run,
+            outcome,
+            invariants=plan["invariants"],
+            git=git_revision(PROJECT_ROOT, (self.store.path,)),
+            stderr_log=self._stderr_path(output_dir, run["id"]),
+            notes=[*notes, *attempts],
+            extra={
+                "status": status,
+                "attempt": claim.attempt,
+                "transient_retries": len(attempts),
+                "data_source": {**settings},
+                "cache_state": cache_state(usage, (outcome.answer or {}).get("cache_files_before")),
+                "gateway_requests": usage.requests,
+                "gateway_bytes": usage.bytes,
+                "gateway_requests_by_schema": usage.by_schema,
+            },
+        )
+        if not claims.finish(self.store, run["id"], self.owner, status, result):
+            self.echo(f"{run['id']:<24} lost ownership; result not written (another supervisor recovered it)")
+            return "lost"
+        wall = result["wall_seconds_total"]
+        wall_text = f"{wall:8.2f} s" if isinstance(wall, float) else "       - s"
+        reason = f"  {result['notes']}" if status == "error" else ""
+        self.echo(f"{run['id']:<24} {status:<6} {wall_text}{reason}")
+        return status
+
+    def _judge(self, outcome: Outcome, usage: Usage, settings: dict[str, Any]) -> tuple[str, list[str]]:
+        """Final status and notes. Data must have really arrived: LumiBot exits 0 without it."""
+        notes: list[str] = []
+        refused = sorted(set(usage.refused) | set((outcome.answer or {}).get("network_refused") or []))
+        if refused:
+            notes.append(f"network guard refused: {', '.join(refused)}")
+        if outcome.problem:
+            return "error", [outcome.problem, *notes]
+        answer = outcome.answer or {}
+        if settings.get("kind") == "databento" and usage.requests is not None:
+            downloads = usage.by_schema.get("ohlcv-1m", 0)
+            if downloads == 0 and not answer.get("cache_files_before"):
+                return "error", ["no data arrived: the gateway served no bars and the cache was empty", *notes]
+        return "done", notes
+
+    # -- per-run plumbing -----------------------------------------------------------------
+    def _cache_folder(self, plan: Plan, run: Run) -> Path:
+        """Phase 0's two probes share one folder (that is the point); every other run has its own."""
+        key = "phase0" if run["label"] in PHASE0_LABELS else run["id"]
+        return self._cache_root(plan) / key
+
+    @staticmethod
+    def _stderr_path(output_dir: Path, run_id: str) -> Path:
+        return output_dir / f"{run_id}.stderr.log"
+
+    def _spec(self, plan: Plan, run: Run, settings: dict[str, Any], cache: Path, profile: bool = True) -> RunSpec:
+        meta = plan["meta"]
+        output_dir = self._output_dir(plan)
+        return RunSpec(
+            id=run["id"],
+            start=run["start"],
+            end=run["end"],
+            label=run["label"],
+            strategy=meta["strategy"],
+            parameters=dict(meta.get("strategy_parameters") or {}),
+            invariants=dict(plan["invariants"]),
+            data_source=settings,
+            output_dir=str(output_dir),
+            work_dir=str(output_dir / "work" / run["id"]),
+            cache_folder=str(cache),
+            search_path=[str(self.store.folder), str(PROJECT_ROOT)],
+            budget=float(meta.get("budget", 100_000)),
+            seed=int(meta["random_seed_for_selection"]),
+            profile=profile,
+            supervisor_pid=os.getpid(),
+        )
+
+    def _timeout(self, plan: Plan, run: Run) -> float:
+        if self.options.timeout:
+            return self.options.timeout
+        return float(run.get("timeout_seconds") or plan["meta"].get("timeout_seconds") or DEFAULT_TIMEOUT)
+
+    def _spawn(self, plan: Plan, run: Run, spec: RunSpec, token: str) -> tuple[Outcome, Usage]:
+        assert self.provider is not None
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
+        env.update(self.provider.env_for(token))
+
+        def on_spawn(pid: int, create_time: float | None) -> None:
+            claims.record_worker(self.store, run["id"], self.owner, pid, create_time)
+
+        try:
+            outcome = run_worker(
+                spec,
+                env,
+                self._timeout(plan, run),
+                self._stderr_path(Path(spec.output_dir), spec.stem),
+                on_spawn,
+                grace=self.options.grace,
+            )
+        except Interrupted:
+            note = f"interrupted {claims.utc_now()}: supervisor stopped by a signal; worker tree stopped"
+            claims.release(self.store, run["id"], self.owner, note)
+            self.echo(f"{run['id']:<24} pending (interrupted, worker stopped)")
+            raise KeyboardInterrupt from None
+        return outcome, self.provider.usage(token)

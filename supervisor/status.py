@@ -1,0 +1,65 @@
+"""The queue as a person reads it, and ``reset`` for a new round that keeps the old results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from supervisor import claims
+from supervisor.plan import Plan, PlanStore
+
+
+def render_status(plan: Plan) -> str:
+    """One line per entry: status, attempts, owner if running, wall seconds, last error."""
+    results: dict[str, Any] = plan["results"]
+    header = f"{'id':<24} {'label':<17} {'status':<8} {'try':>3} {'wall s':>8}  detail"
+    lines = [header, "-" * len(header)]
+    counts: dict[str, int] = {}
+    for run in plan["runs"]:
+        counts[run["status"]] = counts.get(run["status"], 0) + 1
+        result = results.get(run["id"]) or {}
+        wall = result.get("wall_seconds_total")
+        wall_text = f"{wall:8.2f}" if isinstance(wall, int | float) else f"{'-':>8}"
+        detail = ""
+        if run["status"] == "running":
+            owner = run.get("owner") or {}
+            alive = "alive" if claims.owner_alive(run) else "DEAD (recovered at next start)"
+            detail = (
+                f"supervisor {owner.get('supervisor_pid')}@{owner.get('host')} ({alive}), "
+                f"worker {owner.get('worker_pid')}, since {run.get('started_utc')}"
+            )
+        elif run["status"] == "error":
+            detail = str(result.get("notes") or "")
+        elif run.get("note"):
+            detail = str(run["note"])
+        lines.append(
+            f"{run['id']:<24} {run['label']:<17} {run['status']:<8} {run.get('attempts', 0):>3} {wall_text}  {detail}"
+        )
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    lines.append(f"{len(plan['runs'])} entries: {summary}")
+    return "\n".join(lines)
+
+
+def reset(store: PlanStore, selector: str | None) -> list[str]:
+    """Put selected entries back to ``pending``; their results move to ``history``, never deleted.
+
+    Entries running under a live supervisor are left alone and reported.
+    """
+    messages: list[str] = []
+    with store.update() as plan:
+        history: list[dict[str, Any]] = plan.setdefault("history", [])
+        now = claims.utc_now()
+        for run in claims.select(plan, selector):
+            if run["status"] == "running" and claims.owner_alive(run):
+                messages.append(f"{run['id']}: left alone, a live supervisor is running it")
+                continue
+            result = plan["results"].pop(run["id"], None)
+            if result is not None:
+                history.append({"id": run["id"], "archived_utc": now, "status": run["status"], "result": result})
+            if run["status"] != "pending" or result is not None:
+                messages.append(f"{run['id']}: {run['status']} -> pending")
+            run["status"] = "pending"
+            run["attempts"] = 0
+            for key in ("owner", "note", "started_utc", "finished_utc"):
+                run.pop(key, None)
+    messages.append(f"{len(messages)} entr{'y' if len(messages) == 1 else 'ies'} reset; earlier results kept in 'history'")
+    return messages

@@ -1,0 +1,171 @@
+"""``python -m worker``: read one run spec on stdin, run it, print one JSON answer on stdout.
+
+The order of operations matters and is the point of this module: protect stdout, tie the
+process to its supervisor, neutralise the environment, and only then import LumiBot.
+A SIGTERM (time-out, supervisor shutdown) stops yappi and saves a partial profile, because
+a hang is exactly what a user wants to see profiled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import signal
+import sys
+import threading
+import time
+from importlib import metadata
+from pathlib import Path
+from types import FrameType
+
+import orjson
+
+from worker.isolation import StdoutGuard, prepare_environment, tie_to_parent
+from worker.netguard import NetworkGuard
+from worker.protocol import Answer, RunSpec
+
+_VERSIONED = ("lumibot", "yappi", "databento", "pandas", "polars", "numpy")
+
+
+def versions() -> dict[str, str]:
+    found = {"python": platform.python_version()}
+    for name in _VERSIONED:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def count_cache_files(folder: Path) -> int:
+    return sum(1 for _ in folder.rglob("*.parquet")) if folder.exists() else 0
+
+
+class Run:
+    """State of the one run this process exists for, finishable from a signal handler."""
+
+    def __init__(self, spec: RunSpec, guard: StdoutGuard) -> None:
+        from worker.profiler import WallProfile
+
+        self.spec = spec
+        self.guard = guard
+        self.t_process = time.perf_counter()
+        self.answer = Answer(id=spec.id, versions=versions())
+        self.netguard = NetworkGuard()
+        self.profile = WallProfile(enabled=spec.profile)
+        self.started = False
+        self._finishing = threading.Lock()
+
+    @property
+    def cache_folder(self) -> Path:
+        return Path(self.spec.cache_folder)
+
+    def execute(self) -> None:
+        from worker import backtest
+
+        spec, answer = self.spec, self.answer
+        answer.environment = prepare_environment(self.cache_folder)
+        if spec.data_source.get("mode", "local") == "local":
+            self.netguard.arm()
+        answer.cache_files_before = count_cache_files(self.cache_folder)
+        prepared = backtest.prepare(spec)
+        answer.parameters_hash = backtest.parameters_hash(prepared.parameters)
+        self.counter = prepared.counter
+        self.started = True
+        self.profile.start()
+        try:
+            strategy = backtest.run(prepared, spec)
+        finally:
+            self.profile.stop()
+        answer.invariants_in_effect = backtest.invariants_in_effect(strategy, prepared, Path(spec.work_dir))
+        answer.ok = True
+        if prepared.counter.history_calls and not prepared.counter.bars_served:
+            answer.ok = False
+            answer.error_kind = "no_data"
+            answer.error = (
+                f"backtest finished but no bars reached the strategy "
+                f"({prepared.counter.history_calls} history requests came back empty)"
+            )
+
+    def finish(self, partial: bool = False) -> None:
+        """Stop the clock, save the profile, emit the answer. Runs once, whoever calls it."""
+        if not self._finishing.acquire(blocking=False):
+            return
+        spec, answer = self.spec, self.answer
+        if self.started:
+            from worker.profiler import ProfileFiles, call_count
+
+            self.profile.stop()
+            answer.wall_seconds_total = self.profile.wall_seconds
+            answer.cpu_seconds = self.profile.cpu_seconds
+            try:
+                answer.files = self.profile.save(ProfileFiles.for_stem(Path(spec.output_dir), spec.stem))
+                if spec.profile:
+                    answer.iterations = call_count("on_trading_iteration")
+            except Exception as exc:  # a failed save must not swallow the answer itself
+                answer.ok = False
+                answer.error_kind = answer.error_kind or "backtest"
+                answer.error = answer.error or f"saving the profile failed: {type(exc).__name__}: {exc}"
+            counter = getattr(self, "counter", None)
+            if counter is not None:
+                answer.bars_served = counter.bars_served
+                answer.history_calls = counter.history_calls
+        answer.partial = partial
+        answer.network_refused = list(self.netguard.refused)
+        answer.cache_files_after = count_cache_files(self.cache_folder)
+        answer.peak_rss_mb = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0, 1)
+        answer.worker_seconds = time.perf_counter() - self.t_process
+        self.guard.emit(orjson.dumps(answer.to_json(), default=str))
+
+    def on_sigterm(self, signum: int, _frame: FrameType | None) -> None:
+        elapsed = time.perf_counter() - self.t_process
+        self.answer.ok = False
+        self.answer.error_kind = "terminated"
+        self.answer.error = f"terminated by {signal.Signals(signum).name} after {elapsed:.1f} s"
+        self.finish(partial=self.started)
+        os._exit(128 + signum)
+
+
+def read_spec(source: str) -> RunSpec:
+    raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
+    try:
+        return RunSpec.from_json(orjson.loads(raw))
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"run spec is not valid JSON: {exc}") from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    guard = StdoutGuard()
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__)
+    parser.add_argument("--spec", default="-", help="run spec JSON file, '-' for stdin (default)")
+    args = parser.parse_args(argv)
+    try:
+        spec = read_spec(args.spec)
+    except (OSError, ValueError) as exc:
+        answer = Answer(id="?", error_kind="config", error=str(exc))
+        guard.emit(orjson.dumps(answer.to_json()))
+        return 2
+    tie_to_parent(spec.supervisor_pid)
+    Path(spec.work_dir).mkdir(parents=True, exist_ok=True)
+    os.chdir(spec.work_dir)
+    run = Run(spec, guard)
+    signal.signal(signal.SIGTERM, run.on_sigterm)
+    signal.signal(signal.SIGINT, run.on_sigterm)
+    from worker.backtest import WorkerFailure
+
+    try:
+        run.execute()
+    except WorkerFailure as exc:
+        run.answer.error_kind, run.answer.error = exc.kind, str(exc)
+    except Exception as exc:
+        run.answer.error_kind = "backtest"
+        run.answer.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        import traceback
+
+        traceback.print_exc()
+    run.finish()
+    # LumiBot can leave non-daemon threads behind; the answer is out, so do not wait on them.
+    sys.stderr.flush()
+    os._exit(0 if run.answer.ok else 1)
