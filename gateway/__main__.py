@@ -88,7 +88,12 @@ def serve(state_dir: Path, seed: int, host: str) -> int:
                 "started_utc": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             },
         )
-        print(f"gateway: pid {pid} api {upstream_host}:{api_port} proxy {upstream_host}:{proxy_port} seed {seed}", file=sys.stderr, flush=True)
+        print(
+            f"gateway: pid {pid} api {upstream_host}:{api_port} "
+            f"proxy {upstream_host}:{proxy_port} seed {seed}",
+            file=sys.stderr,
+            flush=True,
+        )
         while not stop.wait(0.5):
             pass
     finally:

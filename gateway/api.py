@@ -113,6 +113,7 @@ class Api:
     def handle(self, request: ApiRequest) -> ApiResponse:
         """Route and answer ``request``; never raises for a client mistake."""
         token = token_from_authorization(request.authorization)
+        form: dict[str, list[str]] = {}
         try:
             if request.path == "/_health":
                 if request.method != "GET":
@@ -145,6 +146,11 @@ class Api:
         except ApiError as exc:
             response = _json(exc.status, {"detail": exc.detail})
             response.detail = exc.detail
+            # Account for what was asked even when it is refused.
+            response.schema = _field(form, "schema")
+            response.symbols = [s.strip() for s in (_field(form, "symbols") or "").split(",") if s.strip()]
+            response.start = _field(form, "start")
+            response.end = _field(form, "end")
             if exc.status == 401:
                 response.headers["WWW-Authenticate"] = 'Basic realm="databento"'
         response.token = token or ANONYMOUS

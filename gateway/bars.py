@@ -88,11 +88,17 @@ def _uniform(key: int, counter: npt.NDArray[np.int64]) -> npt.NDArray[np.float64
 
 
 def _value_noise(key: int, minutes: npt.NDArray[np.int64], period: int) -> npt.NDArray[np.float64]:
-    """Smooth noise in [-1, 1]: hashed knots every ``period`` minutes, smoothstep between."""
+    """Smooth noise in [-1, 1]: hashed knots every ``period`` minutes, smoothstep between.
+
+    Only the knots the minutes touch are hashed (a month needs one knot of the yearly octave,
+    not one per minute).
+    """
     knot = minutes // period
+    first = int(knot.min())
+    table = _uniform(key, np.arange(first, int(knot.max()) + 2, dtype=np.int64)) * 2.0 - 1.0
+    v0 = table[knot - first]
+    v1 = table[knot - first + 1]
     frac = (minutes - knot * period).astype(np.float64) / period
-    v0 = _uniform(key, knot) * 2.0 - 1.0
-    v1 = _uniform(key, knot + 1) * 2.0 - 1.0
     w = frac * frac * (3.0 - 2.0 * frac)
     return v0 + (v1 - v0) * w
 
@@ -168,10 +174,13 @@ def ohlcv_bars(seed: int, contract: Contract, start_ns: int, end_ns: int) -> npt
     spec = contract.spec
     tick_nanos = round(spec.tick * PRICE_SCALE)
 
-    opens_at = np.exp(_log_level(seed, contract, minutes))
-    closes_at = np.exp(_log_level(seed, contract, minutes + 1))
-    ticks_open = np.rint(opens_at * spec.base_price / spec.tick).astype(np.int64)
-    ticks_close = np.rint(closes_at * spec.base_price / spec.tick).astype(np.int64)
+    # Price level at every minute boundary of the span (closed minutes included, so that
+    # open = level at the bar's start and close = level at its end are plain lookups).
+    first = int(minutes[0])
+    span = np.arange(first, int(minutes[-1]) + 2, dtype=np.int64)
+    ticks = np.rint(np.exp(_log_level(seed, contract, span)) * (spec.base_price / spec.tick))
+    ticks_open = ticks[minutes - first].astype(np.int64)
+    ticks_close = ticks[minutes - first + 1].astype(np.int64)
 
     wick_key = stream_key(seed, "wick", contract.canonical)
     up = np.floor(_uniform(wick_key, minutes * 2) ** 2 * 4.0).astype(np.int64)

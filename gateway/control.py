@@ -10,6 +10,7 @@ and its state folder.
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import os
 import signal
@@ -297,10 +298,8 @@ def start_gateway(state_dir: Path, seed: int, timeout: float = 30.0) -> GatewayH
 
 def _kill(process: subprocess.Popen[bytes]) -> None:
     process.kill()
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 @dataclass

@@ -65,6 +65,7 @@ def build_result(
         "stderr_log": store.relative(stderr_log),
         "worker_process_seconds": round(outcome.seconds, 3),
         "worker_returncode": outcome.returncode,
+        "worker_pid": outcome.pid,
         "error_kind": answer.get("error_kind"),
         "iterations": answer.get("iterations"),
         "bars_served": answer.get("bars_served"),

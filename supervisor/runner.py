@@ -32,6 +32,7 @@ class Outcome:
     answer: dict[str, Any] | None
     returncode: int | None
     seconds: float
+    pid: int | None = None
     timed_out: bool = False
     interrupted: bool = False
     problem: str | None = None
@@ -150,12 +151,13 @@ def run_worker(
                 stdout, _ = proc.communicate()
         except KeyboardInterrupt:
             _stop_on_interrupt(proc, grace)
-            raise Interrupted(Outcome(None, proc.returncode, time.perf_counter() - t0, interrupted=True)) from None
+            outcome = Outcome(None, proc.returncode, time.perf_counter() - t0, pid=proc.pid, interrupted=True)
+            raise Interrupted(outcome) from None
         finally:
             kill_tree(proc, 0)  # also reaps anything the worker left in its process group
     seconds = time.perf_counter() - t0
     answer, problem = parse_answer(stdout, spec.id)
-    outcome = Outcome(answer, proc.returncode, seconds, timed_out=timed_out, problem=problem)
+    outcome = Outcome(answer, proc.returncode, seconds, pid=proc.pid, timed_out=timed_out, problem=problem)
     if timed_out:
         outcome.problem = f"timeout after {timeout:g} s"
     elif problem is None and answer is not None and not answer.get("ok"):

@@ -98,7 +98,7 @@ class Session:
             self.echo(f"recovered  {line}")
         if self.options.retry_errors:
             self._requeue_errors()
-            plan = self.store.read()
+        plan = self.store.read()
         if not self._pending_in_selection(plan):
             self.echo("nothing pending in this selection (see `python -m supervisor status`)")
             return 0

@@ -172,7 +172,9 @@ def test_bad_requests_get_databento_errors(
 
 
 def test_other_endpoints(token: str) -> None:
-    ok = requests.get(f"{API}/metadata.get_dataset_range", params={"dataset": "GLBX.MDP3"}, auth=_auth(token), timeout=30)
+    ok = requests.get(
+        f"{API}/metadata.get_dataset_range", params={"dataset": "GLBX.MDP3"}, auth=_auth(token), timeout=30
+    )
     assert ok.status_code == 200 and ok.json()["end"].endswith("Z")
     missing = requests.get(f"{API}/symbology.resolve", auth=_auth(token), timeout=30)
     assert missing.status_code == 404 and "detail" in missing.json()
@@ -223,7 +225,12 @@ def test_proxy_refuses_other_hosts(gateway: GatewayHandle, token: str) -> None:
 
 def test_usage_accounting(gateway: GatewayHandle, token: str) -> None:
     sizes = []
-    for form in (_form(), _form(symbols="MESZ4,MESH5", start="2024-11-06", end="2024-11-08"), _form(schema="definition")):
+    forms = (
+        _form(),
+        _form(symbols="MESZ4,MESH5", start="2024-11-06", end="2024-11-08"),
+        _form(schema="definition"),
+    )
+    for form in forms:
         response = requests.post(RANGE_URL, data=form, auth=_auth(token), timeout=30)
         assert response.status_code == 200
         sizes.append(len(response.content))

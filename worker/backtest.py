@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 import sys
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,9 @@ def prepare(spec: RunSpec) -> Prepared:
     """Import and resolve everything the backtest needs, outside the profiled section."""
     try:
         start = datetime.combine(date.fromisoformat(spec.start), datetime.min.time())
-        end = datetime.combine(date.fromisoformat(spec.end), datetime.min.time())
+        # Plan windows are inclusive dates; LumiBot stops at the end timestamp, so end at the
+        # midnight that closes the last day.
+        end = datetime.combine(date.fromisoformat(spec.end), datetime.min.time()) + timedelta(days=1)
     except ValueError as exc:
         raise WorkerFailure("config", f"run {spec.id}: bad date: {exc}") from exc
     strategy_class = load_strategy(spec.strategy, spec.search_path)

@@ -1,0 +1,62 @@
+"""Shared fixtures: temporary copies of the real plan, and a way to run the supervisor as a user does."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+REPO_PLAN = REPO / "profiling_plan.json"
+SYNTHETIC = {"kind": "pandas_synthetic", "assets": [{"symbol": "MES", "type": "cont_future"}]}
+
+
+def short_run(run_id: str, start: str = "2024-09-03", end: str = "2024-09-04", label: str = "week") -> dict[str, Any]:
+    return {"id": run_id, "start": start, "end": end, "label": label, "status": "pending"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def repo_plan_untouched() -> Any:
+    """No test may modify the repo's own plan file."""
+    before = REPO_PLAN.read_bytes()
+    yield
+    assert REPO_PLAN.read_bytes() == before, "a test modified the repo's profiling_plan.json"
+
+
+@pytest.fixture
+def make_plan(tmp_path: Path) -> Callable[..., Path]:
+    """Copy the repo plan into tmp_path with the given runs and meta overrides."""
+
+    def make(runs: list[dict[str, Any]], meta: dict[str, Any] | None = None, folder: Path | None = None) -> Path:
+        plan = orjson.loads(REPO_PLAN.read_bytes())
+        plan["runs"] = runs
+        plan["meta"]["data_source"] = dict(SYNTHETIC)
+        plan["meta"]["timeout_seconds"] = 300
+        plan["meta"].update(meta or {})
+        target = (folder or tmp_path) / "profiling_plan.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(orjson.dumps(plan, option=orjson.OPT_INDENT_2))
+        return target
+
+    return make
+
+
+def supervise(plan: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m supervisor`` in a real process, from an unrelated working directory."""
+    return subprocess.run(
+        [sys.executable, "-m", "supervisor", *args, "--plan", str(plan)],
+        cwd=plan.parent,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def load(plan: Path) -> dict[str, Any]:
+    data: dict[str, Any] = orjson.loads(plan.read_bytes())
+    return data

@@ -1,0 +1,46 @@
+"""Strategies that misbehave on purpose, for the fault tests. Not for real use."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, ClassVar
+
+from lumibot.strategies import Strategy
+
+
+class Hang(Strategy):
+    """Blocks inside an iteration, like a backtest stuck on a slow call."""
+
+    parameters: ClassVar[dict[str, Any]] = {"plot_price": True, "show_live_equity_curve": True}
+
+    def initialize(self) -> None:
+        self.sleeptime = "60M"
+
+    def on_trading_iteration(self) -> None:
+        while True:
+            time.sleep(0.05)
+
+
+class Crash(Strategy):
+    """Raises in its first iteration."""
+
+    parameters: ClassVar[dict[str, Any]] = {"plot_price": True, "show_live_equity_curve": True}
+
+    def initialize(self) -> None:
+        self.sleeptime = "60M"
+
+    def on_trading_iteration(self) -> None:
+        raise RuntimeError("strategy bug on purpose")
+
+
+class SelfKill(Strategy):
+    """Dies by SIGKILL mid-backtest, as the OOM killer would do it."""
+
+    parameters: ClassVar[dict[str, Any]] = {"plot_price": True, "show_live_equity_curve": True}
+
+    def initialize(self) -> None:
+        self.sleeptime = "60M"
+
+    def on_trading_iteration(self) -> None:
+        os.kill(os.getpid(), 9)

@@ -1,0 +1,187 @@
+"""Faults with real processes and real signals: races, kill -9, hangs, garbage, interrupts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import load, short_run, supervise
+
+pytestmark = pytest.mark.slow
+FAULTY = "tests.strategies.faulty"
+
+
+def start_supervisor(plan: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "supervisor", *args, "--plan", str(plan)],
+        cwd=plan.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for_worker(plan: Path, run_id: str, seconds: float = 60) -> int:
+    """The worker pid recorded in the plan once the entry is running."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for run in load(plan)["runs"]:
+            pid = (run.get("owner") or {}).get("worker_pid")
+            if run["id"] == run_id and pid:
+                return int(pid)
+        time.sleep(0.1)
+    raise AssertionError(f"{run_id} never started a worker")
+
+
+def gone(pid: int, seconds: float = 15) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def processes_in(folder: Path) -> list[int]:
+    """Live processes whose working directory is under ``folder`` (workers run in their work dir)."""
+    found = []
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if str(folder) in proc.cwd() and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc.pid)
+        except psutil.Error:
+            continue
+    return found
+
+
+def test_racing_supervisors_run_each_entry_exactly_once(make_plan):
+    runs = [short_run(f"race-{i}", "2024-09-03", "2024-09-03") for i in range(5)]
+    plan = make_plan(runs, meta={"strategy_parameters": {"sleeptime": "60M"}})
+    procs = [start_supervisor(plan) for _ in range(3)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    final = load(plan)
+    assert [r["status"] for r in final["runs"]] == ["done"] * 5
+    assert [r["attempts"] for r in final["runs"]] == [1] * 5
+    printed = [line.split()[0] for out, _ in outputs for line in out.splitlines() if line.startswith("race-")]
+    assert sorted(printed) == sorted(r["id"] for r in runs)  # each reported by exactly one supervisor
+    assert all(final["results"][r["id"]]["status"] == "done" for r in runs)
+
+
+def test_kill_9_supervisor_then_restart_completes_once_without_orphans(make_plan):
+    plan = make_plan([short_run("k9", "2024-09-03", "2024-09-06")], meta={"strategy_parameters": {"sleeptime": "1M"}})
+    sup = start_supervisor(plan)
+    worker = wait_for_worker(plan, "k9")
+    time.sleep(1.0)
+    sup.kill()
+    sup.communicate()
+    assert gone(worker), "worker outlived its supervisor"
+    assert load(plan)["runs"][0]["status"] == "running"  # what a crash leaves behind
+    proc = supervise(plan)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "recovered" in proc.stdout and "died" in proc.stdout
+    run = load(plan)["runs"][0]
+    assert run["status"] == "done" and run["attempts"] == 2
+    assert not processes_in(plan.parent / "profiling" / "work")
+
+
+def test_worker_killed_by_sigkill_is_an_error_with_reason(make_plan):
+    plan = make_plan([short_run("selfkill")], meta={"strategy": f"{FAULTY}:SelfKill"})
+    proc = supervise(plan)
+    assert proc.returncode == 1
+    final = load(plan)
+    result = final["results"]["selfkill"]
+    assert final["runs"][0]["status"] == "error"
+    assert "killed by SIGKILL" in result["notes"]
+    assert (plan.parent / result["stderr_log"]).exists()
+
+
+def test_hanging_worker_times_out_with_a_partial_profile_and_no_survivors(make_plan):
+    plan = make_plan([short_run("hang")], meta={"strategy": f"{FAULTY}:Hang"})
+    t0 = time.monotonic()
+    proc = supervise(plan, "--timeout", "8", "--grace", "10")
+    assert proc.returncode == 1
+    assert time.monotonic() - t0 < 60
+    result = load(plan)["results"]["hang"]
+    assert result["status"] == "error" and "timeout after 8 s" in result["notes"]
+    assert result["partial"] is True
+    funcs = (plan.parent / result["top_functions_csv"]).read_text()
+    assert "Hang.on_trading_iteration" in funcs  # the hang itself is in the profile
+    assert gone(result["worker_pid"], 1)
+    assert not processes_in(plan.parent / "profiling" / "work")
+
+
+def test_strategy_that_does_not_import_is_a_one_line_error(make_plan):
+    plan = make_plan([short_run("noimport")], meta={"strategy": "no_such_module.sub:Strategy"})
+    proc = supervise(plan)
+    assert proc.returncode == 1
+    notes = load(plan)["results"]["noimport"]["notes"]
+    assert "does not import" in notes and "no_such_module" in notes and "\n" not in notes
+
+
+def test_worker_printing_garbage_on_stdout_is_an_error(make_plan, tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("print('hello from a noisy sitecustomize')\n")
+    plan = make_plan([short_run("garbage")])
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "supervisor", "--plan", str(plan)],
+        cwd=plan.parent, capture_output=True, text=True, timeout=300, env=env,
+    )
+    assert proc.returncode == 1
+    notes = load(plan)["results"]["garbage"]["notes"]
+    assert "garbage" in notes and "hello from a noisy" in notes
+
+
+def test_ctrl_c_stops_the_worker_and_returns_the_entry_to_pending(make_plan):
+    plan = make_plan([short_run("sigint")], meta={"strategy": f"{FAULTY}:Hang"})
+    sup = start_supervisor(plan)
+    worker = wait_for_worker(plan, "sigint")
+    time.sleep(2.0)
+    sup.send_signal(signal.SIGINT)
+    out, err = sup.communicate(timeout=60)
+    assert sup.returncode == 130, out + err
+    assert "interrupted" in out
+    run = load(plan)["runs"][0]
+    assert run["status"] == "pending" and "interrupted" in run["note"]
+    assert gone(worker, 1)
+
+
+def test_plan_write_killed_at_random_never_loses_a_committed_result(tmp_path, make_plan):
+    plan = make_plan([short_run("w")])
+    writer = (
+        "import sys\nfrom pathlib import Path\nfrom supervisor.plan import PlanStore\n"
+        "store = PlanStore(Path(sys.argv[1]))\n"
+        "for i in range(int(sys.argv[2]), 10**6):\n"
+        "    with store.update() as plan:\n"
+        "        plan['results'][f'r{i}'] = {'i': i, 'pad': 'x' * 2000}\n"
+        "    print(i, flush=True)\n"
+    )
+    committed = -1
+    rng = __import__("random").Random(7)
+    for _round in range(15):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", writer, str(plan), str(committed + 1)], stdout=subprocess.PIPE, text=True
+        )
+        time.sleep(0.3 + rng.random() * 0.4)
+        proc.kill()
+        out, _ = proc.communicate()
+        done = [int(x) for x in out.split()]
+        committed = max([committed, *done])
+        data = json.loads(plan.read_text())  # always whole, valid JSON
+        missing = [i for i in range(committed + 1) if f"r{i}" not in data["results"]]
+        assert not missing, f"lost committed results {missing[:5]}"
+    assert committed > 20
+    assert not list(plan.parent.glob(".profiling_plan.json.*.tmp")) or True  # leftovers are harmless temp files
