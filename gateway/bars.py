@@ -48,7 +48,7 @@ OHLCV_DTYPE = np.dtype(
 MINUTE_NS = 60 * 1_000_000_000
 NEW_YORK = ZoneInfo("America/New_York")
 
-# (period in minutes, amplitude in log-price units) of the value-noise octaves.
+# (period in minutes, relative amplitude) of the value-noise octaves; they sum to at most 19%.
 _OCTAVES: tuple[tuple[int, float], ...] = (
     (525_600, 0.10),
     (43_200, 0.05),
@@ -103,8 +103,9 @@ def _value_noise(key: int, minutes: npt.NDArray[np.int64], period: int) -> npt.N
     return v0 + (v1 - v0) * w
 
 
-def _log_level(seed: int, contract: Contract, minutes: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
-    """Log price at the start of each minute: the root's shared path plus the contract's basis."""
+def _relative_level(seed: int, contract: Contract, minutes: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+    """Relative price offset at the start of each minute: the root's shared path plus the
+    contract's basis."""
     total = np.zeros(minutes.shape, dtype=np.float64)
     for index, (period, amplitude) in enumerate(_OCTAVES):
         key = stream_key(seed, "level", contract.root, str(index))
@@ -178,7 +179,9 @@ def ohlcv_bars(seed: int, contract: Contract, start_ns: int, end_ns: int) -> npt
     # open = level at the bar's start and close = level at its end are plain lookups).
     first = int(minutes[0])
     span = np.arange(first, int(minutes[-1]) + 2, dtype=np.int64)
-    ticks = np.rint(np.exp(_log_level(seed, contract, span)) * (spec.base_price / spec.tick))
+    # 1 + x rather than exp(x): only exact IEEE adds and multiplies, so a minute's price cannot
+    # depend on which SIMD lane (i.e. which requested range) computed it.
+    ticks = np.rint((1.0 + _relative_level(seed, contract, span)) * (spec.base_price / spec.tick))
     ticks_open = ticks[minutes - first].astype(np.int64)
     ticks_close = ticks[minutes - first + 1].astype(np.int64)
 

@@ -8,6 +8,7 @@ reused pid is never mistaken for a live supervisor.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import uuid
@@ -120,8 +121,8 @@ def recover(store: PlanStore) -> list[str]:
             record = run.get("owner") or {}
             worker_pid = record.get("worker_pid")
             killed = ""
-            if is_alive(worker_pid, record.get("worker_create_time")):
-                _kill_orphan(int(worker_pid))
+            if isinstance(worker_pid, int) and is_alive(worker_pid, record.get("worker_create_time")):
+                _kill_orphan(worker_pid)
                 killed = f"; orphaned worker {worker_pid} killed"
             note = (
                 f"recovered {utc_now()}: supervisor {record.get('supervisor_pid')} died while this "
@@ -141,10 +142,8 @@ def _kill_orphan(pid: int) -> None:
     except psutil.Error:
         return
     for p in tree:
-        try:
+        with contextlib.suppress(psutil.Error):
             p.kill()
-        except psutil.Error:
-            pass
     psutil.wait_procs(tree, timeout=5)
 
 

@@ -7,6 +7,7 @@ happens, no process of the worker's tree outlives this call.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -79,20 +80,14 @@ def kill_tree(proc: subprocess.Popen[bytes], grace: float, first: signal.Signals
         except psutil.NoSuchProcess:
             pass
     if tree and grace > 0:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             tree[0].send_signal(first)
-        except psutil.NoSuchProcess:
-            pass
         psutil.wait_procs(tree[:1], timeout=grace)
     for p in tree:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     psutil.wait_procs(tree, timeout=5)
 
 
@@ -175,7 +170,5 @@ def _stop_on_interrupt(proc: subprocess.Popen[bytes], grace: float) -> None:
         kill_tree(proc, grace)
     except KeyboardInterrupt:
         kill_tree(proc, 0)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired, ValueError, OSError):
         proc.communicate(timeout=5)
-    except (subprocess.TimeoutExpired, ValueError, OSError):
-        pass

@@ -20,7 +20,7 @@ from typing import Any
 from supervisor import claims
 from supervisor.claims import BLOCKED, Claim, Owner
 from supervisor.gitinfo import git_revision
-from supervisor.plan import PHASE0_LABELS, Plan, PlanError, PlanStore, Run
+from supervisor.plan import PHASE0_LABELS, Plan, PlanStore, Run
 from supervisor.provider import DataProvider, ProviderError, Usage, open_provider
 from supervisor.results import build_result
 from supervisor.runner import Interrupted, Outcome, run_worker
@@ -106,7 +106,8 @@ class Session:
         settings = self._settings(plan)
         failures = 0
         try:
-            self.provider = open_provider(settings, self._output_dir(plan) / "gateway", int(plan["meta"]["random_seed_for_selection"]))
+            seed = int(plan["meta"]["random_seed_for_selection"])
+            self.provider = open_provider(settings, self._output_dir(plan) / "gateway", seed)
             while True:
                 claim = claims.claim_next(self.store, self.options.selector, self.owner)
                 if claim is None:

@@ -36,9 +36,9 @@ class WorkerFailure(Exception):
 class Prepared:
     """Everything resolved before the clock starts, so the profile covers the backtest only."""
 
-    strategy_class: type
+    strategy_class: type[Any]
     parameters: dict[str, Any]
-    datasource_class: type
+    datasource_class: type[Any]
     extra_kwargs: dict[str, Any]
     counter: DataCounter
     start: datetime
@@ -51,7 +51,7 @@ def parameters_hash(parameters: dict[str, Any]) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def load_strategy(target: str, search_path: list[str]) -> type:
+def load_strategy(target: str, search_path: list[str]) -> type[Any]:
     """Import ``module:Class`` or ``path/to/file.py:Class``; a one-line reason on failure."""
     module_name, sep, class_name = target.rpartition(":")
     if not sep or not module_name or not class_name:

@@ -32,7 +32,7 @@ class DataCounter:
     errors: list[str] = field(default_factory=list)
 
 
-def observed(datasource_class: type, counter: DataCounter) -> type:
+def observed(datasource_class: type[Any], counter: DataCounter) -> type[Any]:
     """A subclass of ``datasource_class`` that counts history calls and rows returned.
 
     It keeps the original class name because LumiBot dispatches on ``__name__`` in places.
@@ -40,8 +40,10 @@ def observed(datasource_class: type, counter: DataCounter) -> type:
     that would itself show up in the profile.
     """
 
+    base_call = datasource_class.get_historical_prices
+
     def get_historical_prices(self: Any, *args: Any, **kwargs: Any) -> Any:
-        bars = super(subclass, self).get_historical_prices(*args, **kwargs)
+        bars = base_call(self, *args, **kwargs)
         counter.history_calls += 1
         frame = getattr(bars, "_df", None)
         rows = 0 if frame is None else len(frame)
@@ -55,7 +57,7 @@ def observed(datasource_class: type, counter: DataCounter) -> type:
     return subclass
 
 
-def resolve(settings: dict[str, Any], start: datetime, end: datetime, seed: int) -> tuple[type, dict[str, Any]]:
+def resolve(settings: dict[str, Any], start: datetime, end: datetime, seed: int) -> tuple[type[Any], dict[str, Any]]:
     """The data-source class and the extra ``run_backtest`` keywords for these settings."""
     kind = settings.get("kind")
     if kind == "databento":

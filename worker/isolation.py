@@ -7,6 +7,7 @@ document the supervisor reads from our stdout.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import signal
@@ -61,10 +62,8 @@ class StdoutGuard:
             if self._sent:
                 return False
             self._sent = True
-            try:
+            with contextlib.suppress(OSError, ValueError):
                 sys.stdout.flush()
-            except (OSError, ValueError):
-                pass
             view = memoryview(payload + b"\n")
             while view:
                 written = os.write(self._saved, view)

@@ -1,0 +1,41 @@
+"""Queue commands as a user runs them: status while running, reset into history, retry errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import load, short_run, supervise
+from tests.test_faults import start_supervisor, wait_for_worker
+
+pytestmark = pytest.mark.slow
+
+
+def test_status_shows_owner_while_running_and_reset_keeps_history(make_plan):
+    plan = make_plan([short_run("st", "2024-09-03", "2024-09-05")], meta={"strategy_parameters": {"sleeptime": "5M"}})
+    sup = start_supervisor(plan)
+    worker = wait_for_worker(plan, "st")
+    status = supervise(plan, "status", timeout=30)
+    assert status.returncode == 0
+    line = next(x for x in status.stdout.splitlines() if x.startswith("st "))
+    assert "running" in line and f"worker {worker}" in line and "alive" in line
+    sup.communicate(timeout=300)
+    assert sup.returncode == 0
+
+    first = load(plan)["results"]["st"]
+    reset = supervise(plan, "reset", "--only", "st", timeout=30)
+    assert reset.returncode == 0 and "done -> pending" in reset.stdout
+    after = load(plan)
+    assert after["runs"][0]["status"] == "pending" and "st" not in after["results"]
+    assert after["history"][0]["result"] == first
+
+
+def test_error_entries_are_not_retried_silently_but_retry_errors_requeues_them(make_plan):
+    plan = make_plan([short_run("crash")], meta={"strategy": "tests.strategies.faulty:Crash"})
+    assert supervise(plan).returncode == 1
+    assert "RuntimeError: strategy bug on purpose" in load(plan)["results"]["crash"]["notes"]
+    again = supervise(plan)
+    assert again.returncode == 0 and "nothing pending" in again.stdout
+    assert load(plan)["runs"][0]["attempts"] == 1
+    retried = supervise(plan, "--retry-errors")
+    assert retried.returncode == 1
+    assert load(plan)["runs"][0]["attempts"] == 2
