@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, help="wall-time limit per run in seconds (overrides the plan)")
     parser.add_argument("--retry-errors", action="store_true", help="put entries in 'error' back in the queue first")
     parser.add_argument("--data-mode", choices=("local", "live"), help="DataBento mode (overrides meta.data_source.mode)")
+    parser.add_argument("--mode", choices=("single", "preload", "two_pass"), help="Phase 1 mode (overrides Phase 0's decision)")
+    parser.add_argument("--compare", type=Path, metavar="OTHER_PLAN", help="report: compare with another plan's results")
     parser.add_argument("--grace", type=float, default=10.0, help="seconds a stopped worker gets to save (default 10)")
     return parser
 
@@ -53,9 +55,9 @@ def main(argv: list[str] | None = None) -> int:
 
             return serve_foreground(store)
         if args.command == "report":
-            from supervisor.report import write_report
+            from supervisor.report import write_comparison, write_report
 
-            print(write_report(store))
+            print(write_comparison(store, PlanStore(args.compare)) if args.compare else write_report(store))
             return 0
         from supervisor.session import Options, Session
 
@@ -64,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
             timeout=args.timeout,
             retry_errors=args.retry_errors,
             data_mode=args.data_mode,
+            mode=args.mode,
             grace=args.grace,
         )
         return Session(store, options).run()

@@ -20,7 +20,8 @@ from typing import Any
 from supervisor import claims
 from supervisor.claims import BLOCKED, Claim, Owner
 from supervisor.gitinfo import git_revision
-from supervisor.plan import PHASE0_LABELS, Plan, PlanStore, Run
+from supervisor.phase0 import phase1_mode, summarize
+from supervisor.plan import PHASE0_LABELS, Plan, PlanStore, Run, phase_of
 from supervisor.provider import DataProvider, ProviderError, Usage, open_provider
 from supervisor.results import build_result
 from supervisor.runner import Interrupted, Outcome, run_worker
@@ -37,6 +38,7 @@ class Options:
     timeout: float | None = None
     retry_errors: bool = False
     data_mode: str | None = None
+    mode: str | None = None
     grace: float = 10.0
     poll_seconds: float = 1.0
 
@@ -50,6 +52,36 @@ def cache_state(usage: Usage, before: int | None) -> str:
     if downloads == 0:
         return "warm"
     return "cold" if not before else "mixed"
+
+
+@dataclass
+class Pass:
+    """One worker process's part of an entry (the profiled run, or a preload/warm-up pass)."""
+
+    stem: str
+    outcome: Outcome
+    usage: Usage
+    status: str
+    notes: list[str]
+    transient_retries: int
+
+    def fields(self) -> dict[str, Any]:
+        answer = self.outcome.answer or {}
+        return {
+            "cache_state": cache_state(self.usage, answer.get("cache_files_before")),
+            "gateway_requests": self.usage.requests,
+            "gateway_bytes": self.usage.bytes,
+            "gateway_requests_by_schema": self.usage.by_schema,
+            "transient_retries": self.transient_retries,
+            "worker_wall_seconds": answer.get("wall_seconds_total"),
+        }
+
+    def summary(self, store: PlanStore) -> dict[str, Any]:
+        """What the result records about a warm-up or preload pass."""
+        answer = self.outcome.answer or {}
+        files = {k: store.relative(Path(v)) for k, v in (answer.get("files") or {}).items()}
+        return {"stem": self.stem, "status": self.status, "wall_seconds_total": answer.get("wall_seconds_total"),
+                "cpu_seconds": answer.get("cpu_seconds"), "profiled": bool(files), "files": files, **self.fields()}
 
 
 class Session:
@@ -102,6 +134,7 @@ class Session:
         if not self._pending_in_selection(plan):
             self.echo("nothing pending in this selection (see `python -m supervisor status`)")
             return 0
+        self._check_phase1_can_run(plan)
         self._install_signals()
         settings = self._settings(plan)
         failures = 0
@@ -129,6 +162,18 @@ class Session:
                 self.provider.close()
         return 1 if failures else 0
 
+    def _check_phase1_can_run(self, plan: Plan) -> None:
+        """Fail before any change when Phase 1 would wait on a Phase 0 that is not going to run."""
+        selected = claims.select(plan, self.options.selector)
+        if self.options.mode or not any(r["status"] == "pending" and phase_of(r) == "phase1" for r in selected):
+            return
+        phase0_will_run = any(
+            phase_of(r) == "phase0" and (r["status"] == "running" or (r["status"] == "pending" and r in selected))
+            for r in plan["runs"]
+        )
+        if not phase0_will_run:
+            phase1_mode(plan, None)  # raises with the reason unless a mode is configured or decided
+
     def _requeue_errors(self) -> None:
         with self.store.update() as plan:
             for run in claims.select(plan, self.options.selector):
@@ -137,51 +182,72 @@ class Session:
                     run["note"] = f"requeued by --retry-errors {claims.utc_now()}"
 
     def _run_claim(self, claim: Claim, settings: dict[str, Any]) -> str:
-        """Run one claimed entry to a final state; transient failures are retried, bounded."""
+        """Run one claimed entry to a final state, in the Phase 1 mode if it is a Phase 1 entry."""
         plan = self.store.read()
         run = claim.run
-        output_dir = self._output_dir(plan)
         cache = self._cache_folder(plan, run)
         if run["label"] != PHASE0_LABELS[1]:
             shutil.rmtree(cache, ignore_errors=True)  # every run but the warm probe starts cold
-        attempts: list[str] = []
-        for attempt in range(1, TRANSIENT_RETRIES + 2):
-            token = f"{run['id']}.{self.owner.token}.{claim.attempt}.{attempt}"
-            spec = self._spec(plan, run, settings, cache)
-            outcome, usage = self._spawn(plan, run, spec, token)
-            answer = outcome.answer or {}
-            if answer.get("error_kind") == "transient" and attempt <= TRANSIENT_RETRIES:
-                attempts.append(f"attempt {attempt}: {outcome.problem}")
-                continue
-            break
-        status, notes = self._judge(outcome, usage, settings)
+        mode = None if phase_of(run) == "phase0" else phase1_mode(plan, self.options.mode)
+        extra: dict[str, Any] = {"status": None, "attempt": claim.attempt, "data_source": dict(settings)}
+        notes: list[str] = []
+        first: Pass | None = None
+        if mode in ("preload", "two_pass"):
+            first = self._pass(plan, run, settings, cache, claim, profile=mode == "two_pass",
+                               stem=f"{run['id']}.{'preload' if mode == 'preload' else 'pass1'}")
+        if first is not None and first.status != "done":
+            main, status = first, "error"
+            notes.append(f"{mode} pass failed, profiled pass not run")
+        else:
+            main = self._pass(plan, run, settings, cache, claim, profile=True, stem=run["id"])
+            status = main.status
+        if mode is not None:
+            extra["phase1_mode"] = mode
+            notes.append({"single": "", "preload": "preloaded", "two_pass": "cache-warm pass (second of two)"}[mode])
         result = build_result(
             self.store,
             run,
-            outcome,
+            main.outcome,
             invariants=plan["invariants"],
             git=git_revision(PROJECT_ROOT, (self.store.path,)),
-            stderr_log=self._stderr_path(output_dir, run["id"]),
-            notes=[*notes, *attempts],
-            extra={
-                "status": status,
-                "attempt": claim.attempt,
-                "transient_retries": len(attempts),
-                "data_source": {**settings},
-                "cache_state": cache_state(usage, (outcome.answer or {}).get("cache_files_before")),
-                "gateway_requests": usage.requests,
-                "gateway_bytes": usage.bytes,
-                "gateway_requests_by_schema": usage.by_schema,
-            },
+            stderr_log=self._stderr_path(self._output_dir(plan), main.stem),
+            notes=[*main.notes, *notes],
+            extra={**extra, **main.fields(), "status": status},
         )
+        if first is not None and first is not main:
+            if mode == "preload":
+                result["preload_seconds"] = first.fields()["worker_wall_seconds"]
+                if isinstance(result["wall_seconds_total"], float) and isinstance(result["preload_seconds"], float):
+                    result["wall_seconds_no_download"] = result["wall_seconds_total"] - result["preload_seconds"]
+            result["warmup"] = first.summary(self.store)
         if not claims.finish(self.store, run["id"], self.owner, status, result):
             self.echo(f"{run['id']:<24} lost ownership; result not written (another supervisor recovered it)")
             return "lost"
         wall = result["wall_seconds_total"]
         wall_text = f"{wall:8.2f} s" if isinstance(wall, float) else "       - s"
         reason = f"  {result['notes']}" if status == "error" else ""
-        self.echo(f"{run['id']:<24} {status:<6} {wall_text}{reason}")
+        self.echo(f"{run['id']:<24} {status:<6} {wall_text}  {result['cache_state']:<5} {mode or ''}{reason}")
+        if phase_of(run) == "phase0":
+            summary = summarize(self.store)
+            if summary is not None:
+                self.echo(f"phase0 decision: {summary['decision']} ({summary['reason']})")
         return status
+
+    def _pass(
+        self, plan: Plan, run: Run, settings: dict[str, Any], cache: Path, claim: Claim, *, profile: bool, stem: str
+    ) -> Pass:
+        """One worker pass over the entry's dates; transient failures are retried, bounded."""
+        retries: list[str] = []
+        for attempt in range(1, TRANSIENT_RETRIES + 2):
+            token = f"{stem}.{self.owner.token}.{claim.attempt}.{attempt}"
+            spec = self._spec(plan, run, settings, cache, profile, stem)
+            outcome, usage = self._spawn(plan, run, spec, token)
+            if (outcome.answer or {}).get("error_kind") == "transient" and attempt <= TRANSIENT_RETRIES:
+                retries.append(f"attempt {attempt}: {outcome.problem}")
+                continue
+            break
+        status, notes = self._judge(outcome, usage, settings)
+        return Pass(stem, outcome, usage, status, [*notes, *retries], len(retries))
 
     def _judge(self, outcome: Outcome, usage: Usage, settings: dict[str, Any]) -> tuple[str, list[str]]:
         """Final status and notes. Data must have really arrived: LumiBot exits 0 without it."""
@@ -208,7 +274,7 @@ class Session:
     def _stderr_path(output_dir: Path, run_id: str) -> Path:
         return output_dir / f"{run_id}.stderr.log"
 
-    def _spec(self, plan: Plan, run: Run, settings: dict[str, Any], cache: Path, profile: bool = True) -> RunSpec:
+    def _spec(self, plan: Plan, run: Run, settings: dict[str, Any], cache: Path, profile: bool, stem: str) -> RunSpec:
         meta = plan["meta"]
         output_dir = self._output_dir(plan)
         return RunSpec(
@@ -221,7 +287,8 @@ class Session:
             invariants=dict(plan["invariants"]),
             data_source=settings,
             output_dir=str(output_dir),
-            work_dir=str(output_dir / "work" / run["id"]),
+            work_dir=str(output_dir / "work" / stem),
+            output_stem=stem,
             cache_folder=str(cache),
             search_path=[str(self.store.folder), str(PROJECT_ROOT)],
             budget=float(meta.get("budget", 100_000)),
