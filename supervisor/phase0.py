@@ -116,7 +116,9 @@ def phase1_mode(plan: Plan, override: str | None) -> str:
     if decided in MODES:
         return str(decided)
     states = sorted({r["status"] for r in plan["runs"] if r["label"] in PHASE0_LABELS})
+    if not states:
+        return "single"  # a plan without a cache probe has nothing to decide on
     raise PlanError(
-        f"Phase 1 follows Phase 0's decision, but Phase 0 has no result yet (its entries are {', '.join(states) or 'absent'}): "
+        f"Phase 1 follows Phase 0's decision, but Phase 0 has no result yet (its entries are {', '.join(states)}): "
         "run `make phase0` first, or pass --mode single|preload|two_pass"
     )

@@ -7,7 +7,8 @@ here, so the supervisor never needs pandas to understand a result.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 
@@ -55,6 +56,39 @@ def read_funcs(path: Path) -> list[FuncRow]:
                 )
             )
     return rows
+
+
+_MODULE_TAILS = (re.compile(r"(?:site|dist)-packages/(.+)$"), re.compile(r"lib/python\d+\.\d+/(.+)$"))
+
+
+def module_tail(module: str) -> str:
+    """The part of a module path that is the same on every machine and checkout.
+
+    ``.../site-packages/lumibot/x.py`` -> ``lumibot/x.py``; stdlib -> ``threading.py``;
+    project code -> its last two path parts (``worker/backtest.py``).
+    """
+    normal = module.replace("\\", "/")
+    for pattern in _MODULE_TAILS:
+        found = pattern.search(normal)
+        if found:
+            return found.group(1)
+    return "/".join(Path(normal).parts[-2:])
+
+
+def portable(rows: list[FuncRow]) -> list[FuncRow]:
+    """The same rows keyed so that two result sets from different checkouts or edited files match.
+
+    The key is ``module tail:name``, plus ``#n`` for the n-th same-named function of that file
+    (by line); line numbers are left out because an edit above a function moves it.
+    """
+    seen: dict[str, int] = {}
+    keys: dict[int, str] = {}
+    for row in sorted(rows, key=lambda r: (r.module, r.name, r.lineno)):
+        base = f"{module_tail(row.module)}:{row.name}"
+        index = seen.get(base, 0)
+        seen[base] = index + 1
+        keys[id(row)] = base if index == 0 else f"{base}#{index}"
+    return [replace(row, key=keys[id(row)]) for row in rows]
 
 
 def read_threads(path: Path) -> list[ThreadRow]:

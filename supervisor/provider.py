@@ -10,6 +10,7 @@ swapped for ``local``.
 from __future__ import annotations
 
 import os
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 from supervisor.plan import PlanError
 
 LIVE_KEY = "DATABENTO_API_KEY"
+#: Folder (under ``<output_dir>/gateway``) of a gateway started on its own for the plan.
+SHARED_GATEWAY = "shared"
 
 
 @dataclass
@@ -41,6 +44,9 @@ class DataProvider:
     def usage(self, token: str) -> Usage:
         return Usage()
 
+    def check(self) -> None:
+        """Raise :class:`ProviderError` if runs cannot get data right now."""
+
     def close(self) -> None:
         """Release whatever :func:`open_provider` started."""
 
@@ -54,14 +60,21 @@ class LocalDataBento(DataProvider):
     name = "databento"
     mode = "local"
 
-    def __init__(self, state_dir: Path, seed: int) -> None:
-        from gateway.control import GatewayError, start_gateway
+    def __init__(self, gateway_root: Path, seed: int, owner_token: str) -> None:
+        """Attach to a gateway started with ``python -m supervisor gateway``, else start our own.
 
+        Each supervisor's own gateway lives in its own folder, so supervisors racing on one
+        plan do not trip over each other's gateway.
+        """
+        from gateway.control import GatewayError, attach, start_gateway
+
+        shared = attach(gateway_root / SHARED_GATEWAY)
+        self.owned = shared is None
+        self.state_dir = gateway_root / (SHARED_GATEWAY if shared else owner_token)
         try:
-            self.handle = start_gateway(state_dir, seed)
+            self.handle = shared or start_gateway(self.state_dir, seed)
         except GatewayError as exc:
             raise ProviderError(f"local DataBento gateway did not start: {exc}") from None
-        self.state_dir = state_dir
 
     def env_for(self, token: str) -> dict[str, str]:
         return self.handle.worker_env(token)
@@ -81,7 +94,9 @@ class LocalDataBento(DataProvider):
             raise ProviderError(f"local DataBento gateway is down: {exc}") from None
 
     def close(self) -> None:
-        self.handle.stop()
+        if self.owned:
+            self.handle.stop()
+            shutil.rmtree(self.state_dir, ignore_errors=True)
 
 
 class LiveDataBento(DataProvider):
@@ -99,14 +114,14 @@ class ProviderError(Exception):
     """The data provider cannot serve runs (gateway down); runs fail with this reason."""
 
 
-def open_provider(settings: dict[str, Any], state_dir: Path, seed: int) -> DataProvider:
+def open_provider(settings: dict[str, Any], gateway_root: Path, seed: int, owner_token: str) -> DataProvider:
     kind = settings.get("kind")
     if kind == "pandas_synthetic":
         return DataProvider()
     if kind == "databento":
         mode = settings.get("mode", "local")
         if mode == "local":
-            return LocalDataBento(state_dir, seed)
+            return LocalDataBento(gateway_root, seed, owner_token)
         if mode == "live":
             return LiveDataBento()
         raise PlanError(f"meta.data_source.mode must be 'local' or 'live', got {mode!r}")

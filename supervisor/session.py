@@ -46,9 +46,9 @@ class Options:
 def cache_state(usage: Usage, before: int | None) -> str:
     """``cold``: everything downloaded into an empty cache; ``warm``: nothing downloaded;
     ``mixed``: downloads on top of an existing cache; ``n/a`` when the provider cannot tell."""
-    downloads = usage.by_schema.get("ohlcv-1m") if usage.requests is not None else None
-    if downloads is None:
+    if usage.requests is None:
         return "n/a"
+    downloads = usage.by_schema.get("ohlcv-1m", 0)
     if downloads == 0:
         return "warm"
     return "cold" if not before else "mixed"
@@ -140,7 +140,7 @@ class Session:
         failures = 0
         try:
             seed = int(plan["meta"]["random_seed_for_selection"])
-            self.provider = open_provider(settings, self._output_dir(plan) / "gateway", seed)
+            self.provider = open_provider(settings, self._output_dir(plan) / "gateway", seed, self.owner.token)
             while True:
                 claim = claims.claim_next(self.store, self.options.selector, self.owner)
                 if claim is None:
@@ -237,6 +237,11 @@ class Session:
         self, plan: Plan, run: Run, settings: dict[str, Any], cache: Path, claim: Claim, *, profile: bool, stem: str
     ) -> Pass:
         """One worker pass over the entry's dates; transient failures are retried, bounded."""
+        assert self.provider is not None
+        try:
+            self.provider.check()
+        except ProviderError as exc:
+            return Pass(stem, Outcome(None, None, 0.0, problem=str(exc)), Usage(), "error", [str(exc)], 0)
         retries: list[str] = []
         for attempt in range(1, TRANSIENT_RETRIES + 2):
             token = f"{stem}.{self.owner.token}.{claim.attempt}.{attempt}"

@@ -40,8 +40,10 @@ def test_phase1_mode_precedence() -> None:
     assert phase1_mode(plan, None) == "two_pass"
     assert phase1_mode(plan, "single") == "single"
     assert phase1_mode({"meta": {"phase1_mode": "preload"}, "runs": []}, None) == "preload"
+    assert phase1_mode({"meta": {}, "runs": []}, None) == "single"  # no probe in the plan
+    probe = {"label": "cache_probe_cold", "status": "error"}
     with pytest.raises(PlanError, match="Phase 0 has no result yet"):
-        phase1_mode({"meta": {}, "runs": []}, None)
+        phase1_mode({"meta": {}, "runs": [probe]}, None)
 
 
 @pytest.mark.slow

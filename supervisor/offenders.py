@@ -1,0 +1,96 @@
+"""Which functions count as offenders, and their totals across runs.
+
+yappi's cumulative column is topped by frames that contain the whole backtest or that only
+wait for another thread: they are 100 % of every run and say nothing about where the time
+goes. They are left out of every offender table by the explicit list below, which the
+report prints so a reader can see exactly what was dropped and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from supervisor.profiles import FuncRow, module_tail, top
+
+
+@dataclass(frozen=True)
+class Wrapper:
+    """Functions of ``module`` (a glob on the portable module path) named like one of ``names`` (globs)."""
+
+    module: str
+    names: tuple[str, ...]
+    why: str
+
+    def matches(self, row: FuncRow) -> bool:
+        return fnmatchcase(module_tail(row.module), self.module) and any(fnmatchcase(row.name, n) for n in self.names)
+
+
+_EXECUTOR = "lumibot/strategies/strategy_executor.py"
+
+WRAPPERS: tuple[Wrapper, ...] = (
+    Wrapper("worker/backtest.py", ("run",), "the profiling worker's own call into LumiBot: the whole backtest"),
+    Wrapper("*", ("*run_backtest",), "LumiBot's entry point: the whole backtest"),
+    Wrapper(
+        "threading.py",
+        ("*",),
+        "stdlib thread plumbing (Thread.join, Condition.wait, Event.wait, lock waits): the main thread "
+        "blocking while the strategy thread works, so its time mirrors that thread's",
+    ),
+    Wrapper("queue.py", ("*",), "stdlib Queue.get/put: LumiBot's helper threads idling until an event arrives"),
+    Wrapper("*", ("*.acquire", "acquire"), "lock acquires: time spent waiting, not working"),
+    Wrapper(
+        "lumibot/traders/trader.py",
+        ("Trader.run_all", "Trader._join_pool"),
+        "the main thread starting the strategy thread and joining it",
+    ),
+    Wrapper(_EXECUTOR, ("StrategyExecutor.join",), "the main thread joining the strategy thread"),
+    Wrapper(_EXECUTOR, ("run",), "the strategy thread's body: equal to that thread's wall time (see the thread table)"),
+    Wrapper(
+        _EXECUTOR,
+        ("StrategyExecutor._run_trading_session", "StrategyExecutor._run_backtesting_loop"),
+        "the backtest loop: everything the strategy thread does",
+    ),
+    Wrapper(_EXECUTOR, ("StrategyExecutor.func_output",), "LumiBot's decorator around each lifecycle call; its time is the wrapped call's"),
+)
+
+
+def is_wrapper(row: FuncRow) -> bool:
+    return any(w.matches(row) for w in WRAPPERS)
+
+
+def offenders(rows: list[FuncRow], by: str = "cumulative", n: int = 10) -> list[FuncRow]:
+    """The ``n`` heaviest functions by ``cumulative`` or ``self_time``, wrappers left out."""
+    return top([r for r in rows if not is_wrapper(r)], by, n)
+
+
+@dataclass
+class Aggregate:
+    """One function summed over several runs (rows must carry portable keys to match across runs)."""
+
+    key: str
+    short: str
+    cumulative: float = 0.0
+    self_time: float = 0.0
+    ncall: int = 0
+    runs: int = 0
+
+
+def aggregate(runs: Iterable[list[FuncRow]]) -> list[Aggregate]:
+    """Sum each non-wrapper function's seconds and calls over runs; ``runs`` counts where it appears."""
+    totals: dict[str, Aggregate] = {}
+    for rows in runs:
+        for row in rows:
+            if is_wrapper(row):
+                continue
+            total = totals.setdefault(row.key, Aggregate(row.key, row.short))
+            total.cumulative += row.cumulative
+            total.self_time += row.self_time
+            total.ncall += row.ncall
+            total.runs += 1
+    return list(totals.values())
+
+
+def heaviest(totals: list[Aggregate], by: str = "cumulative", n: int = 10) -> list[Aggregate]:
+    return sorted(totals, key=lambda a: getattr(a, by), reverse=True)[:n]
