@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import requests
 
 from strategies.mes_momentum import MesMomentum
@@ -10,7 +12,6 @@ from strategies.mes_momentum import MesMomentum
 class ReachesOut(MesMomentum):
     def initialize(self) -> None:
         super().initialize()
-        try:
+        # A user's strategy typically shrugs a failed fetch off; the profiler must still tell them.
+        with contextlib.suppress(requests.RequestException):
             requests.get("https://query1.finance.yahoo.com/v8/finance/chart/SPY", timeout=5)
-        except requests.RequestException:
-            pass  # a user's strategy typically shrugs this off; the profiler must still tell them
