@@ -185,3 +185,28 @@ def test_plan_write_killed_at_random_never_loses_a_committed_result(tmp_path, ma
         assert not missing, f"lost committed results {missing[:5]}"
     assert committed > 20
     assert not list(plan.parent.glob(".profiling_plan.json.*.tmp")) or True  # leftovers are harmless temp files
+
+
+def test_transient_failures_are_classified_and_retried_bounded(make_plan):
+    """A provider-side failure is retried (each attempt counted); a strategy bug is not."""
+    from worker.main import classify
+
+    class BentoServerError(Exception):
+        pass
+
+    try:
+        try:
+            raise ConnectionResetError("peer reset")
+        except ConnectionResetError as inner:
+            raise RuntimeError("fetch failed") from inner
+    except RuntimeError as outer:
+        assert classify(outer) == "transient"
+    assert classify(BentoServerError("502")) == "transient"
+    assert classify(ValueError("strategy bug")) == "backtest"
+
+    plan = make_plan([short_run("flaky")], meta={"strategy": f"{FAULTY}:Flaky"})
+    proc = supervise(plan)
+    assert proc.returncode == 1
+    result = load(plan)["results"]["flaky"]
+    assert result["transient_retries"] == 2 and result["error_kind"] == "transient"
+    assert result["notes"].count("attempt") == 2 and "ConnectionResetError" in result["notes"]

@@ -128,6 +128,25 @@ class Run:
         os._exit(128 + signum)
 
 
+#: Exception types (by name, so no client library is imported) that mean "try again later".
+_TRANSIENT_NAMES = frozenset(
+    {"ConnectTimeout", "ReadTimeout", "ChunkedEncodingError", "RemoteDisconnected", "BentoServerError", "ProxyError"}
+)
+
+
+def classify(exc: BaseException) -> str:
+    """``transient`` for network and provider-side failures anywhere in the cause chain, else ``backtest``.
+
+    Only transient failures are retried by the supervisor; a strategy bug is not retried silently.
+    """
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionError | TimeoutError) or type(seen).__name__ in _TRANSIENT_NAMES:
+            return "transient"
+        seen = seen.__cause__ or seen.__context__
+    return "backtest"
+
+
 def read_spec(source: str) -> RunSpec:
     raw = sys.stdin.buffer.read() if source == "-" else Path(source).read_bytes()
     try:
@@ -160,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     except WorkerFailure as exc:
         run.answer.error_kind, run.answer.error = exc.kind, str(exc)
     except Exception as exc:
-        run.answer.error_kind = "backtest"
+        run.answer.error_kind = classify(exc)
         run.answer.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
         import traceback
 

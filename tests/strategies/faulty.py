@@ -44,3 +44,13 @@ class SelfKill(Strategy):
 
     def on_trading_iteration(self) -> None:
         os.kill(os.getpid(), 9)
+
+
+class Flaky(Strategy):
+    """Fails the way a dropped provider connection does, every time."""
+
+    parameters: ClassVar[dict[str, Any]] = {"plot_price": True, "show_live_equity_curve": True}
+
+    def initialize(self) -> None:
+        self.sleeptime = "60M"
+        raise ConnectionResetError("provider connection reset on purpose")
