@@ -19,14 +19,14 @@ from types import FrameType
 import orjson
 
 from gateway import STATE_FILE
+from supervisor.atomicio import atomic_write_bytes
+from worker.isolation import tie_to_parent
 
 
 def write_state(state_dir: Path, payload: dict[str, object]) -> Path:
-    """Write ``gateway.json`` via a temporary file in the same folder and ``os.replace``."""
+    """Write ``gateway.json`` atomically: a reader never sees half a file."""
     target = state_dir / STATE_FILE
-    tmp = state_dir / f".{STATE_FILE}.{os.getpid()}.tmp"
-    tmp.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
-    os.replace(tmp, target)
+    atomic_write_bytes(target, orjson.dumps(payload, option=orjson.OPT_INDENT_2))
     return target
 
 
@@ -41,8 +41,8 @@ def remove_state_if_mine(state_dir: Path, pid: int) -> None:
         pass
 
 
-def serve(state_dir: Path, seed: int, host: str) -> int:
-    """Run both listeners until SIGTERM/SIGINT; return the exit code."""
+def serve(state_dir: Path, seed: int, host: str, parent_pid: int = 0) -> int:
+    """Run both listeners until SIGTERM/SIGINT or the death of ``parent_pid``; return the exit code."""
     # Heavy imports here, not at module level: ``stop`` must not need numpy or trustme.
     from gateway.api import Api
     from gateway.proxy import ProxyServer
@@ -68,6 +68,7 @@ def serve(state_dir: Path, seed: int, host: str) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    tie_to_parent(parent_pid)  # a supervisor killed with -9 must not leave its gateway behind
 
     threads = [
         threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.2}, name=n, daemon=True)
@@ -113,12 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     serve_cmd.add_argument("--state-dir", type=Path, required=True)
     serve_cmd.add_argument("--seed", type=int, default=0)
     serve_cmd.add_argument("--host", default="127.0.0.1")
+    serve_cmd.add_argument("--parent-pid", type=int, default=0, help="exit when this process dies")
     stop_cmd = commands.add_parser("stop", help="stop the gateway of a state folder")
     stop_cmd.add_argument("--state-dir", type=Path, required=True)
     args = parser.parse_args(argv)
 
     if args.command == "serve":
-        return serve(args.state_dir, args.seed, args.host)
+        return serve(args.state_dir, args.seed, args.host, args.parent_pid)
     from gateway.control import attach
 
     handle = attach(args.state_dir)

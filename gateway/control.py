@@ -248,7 +248,10 @@ def start_gateway(state_dir: Path, seed: int, timeout: float = 30.0) -> GatewayH
 
     env = {k: v for k, v in os.environ.items() if k.lower() not in {"https_proxy", "http_proxy", "all_proxy"}}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_PARENT), env.get("PYTHONPATH", "")) if p)
-    command = [sys.executable, "-m", "gateway", "serve", "--state-dir", str(state_dir), "--seed", str(seed)]
+    command = [
+        sys.executable, "-m", "gateway", "serve", "--state-dir", str(state_dir), "--seed", str(seed),
+        "--parent-pid", str(os.getpid()),
+    ]
     with open(state_dir / "gateway.log", "ab") as log:
         process = subprocess.Popen(
             command,

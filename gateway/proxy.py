@@ -147,18 +147,20 @@ class ProxyHandler(BaseHTTPRequestHandler):
 
     def _refuse(self, host: str, target: str, started: float) -> None:
         detail = f"outbound connection to {host} refused by the gateway's network guard"
-        sent = self._reply(403, {"detail": detail})
+        payload = {"detail": detail}
+        # Recorded before the answer goes out, so a reader never misses a refusal the client saw.
         self.server.usage.record(
             UsageEntry(
                 token=self._token(),
                 kind="refused",
                 path=target,
                 status=403,
-                bytes_sent=sent,
+                bytes_sent=len(orjson.dumps(payload)),
                 seconds=time.perf_counter() - started,
                 host=host,
             )
         )
+        self._reply(403, payload)
 
     def _reply(self, status: int, payload: dict[str, Any]) -> int:
         """Send a JSON answer and close the connection; return the body bytes sent."""

@@ -123,7 +123,6 @@ class ApiHandler(BaseHTTPRequestHandler):
         except Exception as exc:  # a bug must answer 500 in DataBento's shape, not hang
             print(f"gateway: internal error on {url.path}: {exc!r}", file=sys.stderr)
             response = ApiResponse(500, b'{"detail":"Internal Server Error"}', detail=repr(exc))
-        sent = self._send(response)
         if url.path != "/_health":
             self.server.usage.record(
                 UsageEntry(
@@ -131,7 +130,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                     kind="api",
                     path=url.path,
                     status=response.status,
-                    bytes_sent=sent,
+                    bytes_sent=len(response.body),
                     seconds=time.perf_counter() - started,
                     schema=response.schema,
                     symbols=response.symbols,
@@ -141,6 +140,9 @@ class ApiHandler(BaseHTTPRequestHandler):
                     detail=response.detail,
                 )
             )
+        # Recorded before the bytes go out: once a client has its answer, a reader of the usage
+        # log (the supervisor, right after the worker exits) must already see the request.
+        self._send(response)
 
     def _send(self, response: ApiResponse) -> int:
         """Write ``response``; return how many body bytes reached the socket."""

@@ -80,13 +80,18 @@ def test_racing_supervisors_run_each_entry_exactly_once(make_plan):
 
 
 def test_kill_9_supervisor_then_restart_completes_once_without_orphans(make_plan):
-    plan = make_plan([short_run("k9", "2024-09-03", "2024-09-06")], meta={"strategy_parameters": {"sleeptime": "1M"}})
+    plan = make_plan(
+        [short_run("k9", "2024-09-03", "2024-09-06")],
+        meta={"strategy_parameters": {"sleeptime": "5M"}, "data_source": {"kind": "databento", "mode": "local"}},
+    )
     sup = start_supervisor(plan)
     worker = wait_for_worker(plan, "k9")
+    gateway = json.loads(next((plan.parent / "profiling" / "gateway").glob("*/gateway.json")).read_text())["pid"]
     time.sleep(1.0)
     sup.kill()
     sup.communicate()
     assert gone(worker), "worker outlived its supervisor"
+    assert gone(gateway), "gateway outlived its supervisor"
     assert load(plan)["runs"][0]["status"] == "running"  # what a crash leaves behind
     proc = supervise(plan)
     assert proc.returncode == 0, proc.stdout + proc.stderr
