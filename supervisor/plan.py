@@ -119,6 +119,11 @@ class PlanStore:
         except ValueError:
             return str(path)
 
+    def _remove_stale_temporaries(self) -> None:
+        """Temp files of a writer killed mid-write; safe to delete while we hold the lock."""
+        for leftover in self.folder.glob(f".{self.path.name}.*.tmp"):
+            leftover.unlink(missing_ok=True)
+
     def read(self) -> Plan:
         if not self.path.exists():
             raise PlanError(f"{self.path}: plan file does not exist")
@@ -141,6 +146,7 @@ class PlanStore:
         except Timeout:
             raise PlanError(f"{self.path}: could not lock {self._lock.lock_file} (another process holds it)") from None
         try:
+            self._remove_stale_temporaries()
             plan = self.read()
             before = encode(plan)
             yield plan

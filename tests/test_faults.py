@@ -189,7 +189,11 @@ def test_plan_write_killed_at_random_never_loses_a_committed_result(tmp_path, ma
         missing = [i for i in range(committed + 1) if f"r{i}" not in data["results"]]
         assert not missing, f"lost committed results {missing[:5]}"
     assert committed > 20
-    assert not list(plan.parent.glob(".profiling_plan.json.*.tmp")) or True  # leftovers are harmless temp files
+    from supervisor.plan import PlanStore
+
+    with PlanStore(plan).update():
+        pass  # the next locked change sweeps up what killed writers left behind
+    assert not list(plan.parent.glob(".profiling_plan.json.*.tmp"))
 
 
 def test_transient_failures_are_classified_and_retried_bounded(make_plan):
