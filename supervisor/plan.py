@@ -84,8 +84,8 @@ def validate(plan: Any, source: str = "plan") -> None:
             start, end = run_dates(run)
         except (TypeError, ValueError):
             raise PlanError(f"{where}: dates must be YYYY-MM-DD, got {run['start']!r} -> {run['end']!r}") from None
-        if end < start:
-            raise PlanError(f"{where}: end {end} is before start {start}")
+        if end <= start:
+            raise PlanError(f"{where}: end {end} must be after start {start} (LumiBot stops at midnight starting the end date)")
         if "timeout_seconds" in run:
             _positive(run["timeout_seconds"], f"{where}: timeout_seconds")
 

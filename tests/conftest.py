@@ -16,7 +16,7 @@ REPO_PLAN = REPO / "profiling_plan.json"
 SYNTHETIC = {"kind": "pandas_synthetic", "assets": [{"symbol": "MES", "type": "cont_future"}]}
 
 
-def short_run(run_id: str, start: str = "2024-09-03", end: str = "2024-09-04", label: str = "week") -> dict[str, Any]:
+def short_run(run_id: str, start: str = "2024-09-03", end: str = "2024-09-05", label: str = "week") -> dict[str, Any]:
     return {"id": run_id, "start": start, "end": end, "label": label, "status": "pending"}
 
 

@@ -50,7 +50,7 @@ def test_phase0_through_the_gateway_cold_downloads_warm_does_not(make_plan):
 
 def test_network_guard_refuses_and_names_the_host(make_plan):
     plan = make_plan(
-        [short_run("guard", "2024-09-03", "2024-09-03")],
+        [short_run("guard", "2024-09-03", "2024-09-04")],
         meta={"data_source": LOCAL, "strategy_parameters": FAST, "strategy": "tests.strategies.reaches_out:ReachesOut"},
     )
     proc = supervise(plan)

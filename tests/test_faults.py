@@ -66,7 +66,7 @@ def processes_in(folder: Path) -> list[int]:
 
 
 def test_racing_supervisors_run_each_entry_exactly_once(make_plan):
-    runs = [short_run(f"race-{i}", "2024-09-03", "2024-09-03") for i in range(5)]
+    runs = [short_run(f"race-{i}", "2024-09-03", "2024-09-04") for i in range(5)]
     plan = make_plan(runs, meta={"strategy_parameters": {"sleeptime": "60M"}})
     procs = [start_supervisor(plan) for _ in range(3)]
     outputs = [p.communicate(timeout=600) for p in procs]

@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 import sys
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -97,10 +97,10 @@ def apply_invariants(parameters: dict[str, Any], invariants: dict[str, Any]) -> 
 def prepare(spec: RunSpec) -> Prepared:
     """Import and resolve everything the backtest needs, outside the profiled section."""
     try:
+        # Passed exactly as a LumiBot script passes them, datetime(start) and datetime(end), so a
+        # profiled run behaves like the user's own (LumiBot stops at midnight starting `end`).
         start = datetime.combine(date.fromisoformat(spec.start), datetime.min.time())
-        # Plan windows are inclusive dates; LumiBot stops at the end timestamp, so end at the
-        # midnight that closes the last day.
-        end = datetime.combine(date.fromisoformat(spec.end), datetime.min.time()) + timedelta(days=1)
+        end = datetime.combine(date.fromisoformat(spec.end), datetime.min.time())
     except ValueError as exc:
         raise WorkerFailure("config", f"run {spec.id}: bad date: {exc}") from exc
     strategy_class = load_strategy(spec.strategy, spec.search_path)
