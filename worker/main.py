@@ -95,15 +95,14 @@ class Run:
             return
         spec, answer = self.spec, self.answer
         if self.started:
-            from worker.profiler import ProfileFiles, call_count
+            from worker.profiler import ProfileFiles
 
             self.profile.stop()
             answer.wall_seconds_total = self.profile.wall_seconds
             answer.cpu_seconds = self.profile.cpu_seconds
             try:
                 answer.files = self.profile.save(ProfileFiles.for_stem(Path(spec.output_dir), spec.stem))
-                if spec.profile:
-                    answer.iterations = call_count("on_trading_iteration")
+                answer.iterations = self.profile.call_count("on_trading_iteration")
             except Exception as exc:  # a failed save must not swallow the answer itself
                 answer.ok = False
                 answer.error_kind = answer.error_kind or "backtest"

@@ -11,6 +11,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yappi
 
@@ -72,6 +73,7 @@ class WallProfile:
         self._c0 = 0.0
         self.wall_seconds: float | None = None
         self.cpu_seconds: float | None = None
+        self.func_stats: yappi.YFuncStats | None = None
 
     def start(self) -> None:
         if self.enabled:
@@ -95,7 +97,7 @@ class WallProfile:
         if not self.enabled:
             return {}
         files.funcs_csv.parent.mkdir(parents=True, exist_ok=True)
-        func_stats = yappi.get_func_stats()
+        func_stats = self.func_stats = yappi.get_func_stats()
         func_stats.sort("ttot", "desc")
         _write_funcs_csv(func_stats, files.funcs_csv)
         _write_threads_csv(files.threads_csv)
@@ -107,9 +109,12 @@ class WallProfile:
         return written
 
 
-def call_count(function_name: str) -> int:
-    """Calls of every profiled function with this name (e.g. ``on_trading_iteration``)."""
-    return sum(int(stat.ncall) for stat in yappi.get_func_stats() if stat.name.endswith(function_name))
+    def call_count(self, function_name: str) -> int | None:
+        """Calls of every profiled function with this name (e.g. ``on_trading_iteration``),
+        from the stats :meth:`save` already fetched (fetching them again costs ~0.25 s)."""
+        if self.func_stats is None:
+            return None
+        return sum(int(stat.ncall) for stat in self.func_stats if stat.name.endswith(function_name))
 
 
 def _write_funcs_csv(stats: yappi.YFuncStats, path: Path) -> None:
@@ -138,16 +143,25 @@ def _write_funcs_csv(stats: yappi.YFuncStats, path: Path) -> None:
 def _write_threads_csv(path: Path) -> None:
     """One row per thread with its wall time and the function it spent most self time in.
 
-    ``get_func_stats(ctx_id=0)`` ignores the filter (0 is falsy), so the filter dict is used.
+    A single pass with ``filter_callback`` sees the per-thread entries before yappi merges them,
+    about 4x cheaper than one filtered ``get_func_stats`` per thread.
     """
+    top_by_thread: dict[int, Any] = {}
+
+    def keep_top(stat: Any) -> bool:
+        current = top_by_thread.get(stat.ctx_id)
+        if current is None or stat.tsub > current.tsub:
+            top_by_thread[stat.ctx_id] = stat
+        return False
+
+    yappi.get_func_stats(filter_callback=keep_top)
     threads = yappi.get_thread_stats()
     threads.sort("ttot", "desc")
     with path.open("w", newline="") as fh:
         out = csv.writer(fh)
         out.writerow(THREAD_COLUMNS)
         for thread in threads:
-            per_thread = yappi.get_func_stats(filter={"ctx_id": thread.id})
-            top = max(per_thread, key=lambda s: s.tsub, default=None)
+            top = top_by_thread.get(thread.id)
             out.writerow(
                 (
                     thread.name,
