@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import lru_cache
 
 from supervisor.profiles import FuncRow, module_tail, top
 
@@ -23,8 +24,8 @@ class Wrapper:
     names: tuple[str, ...]
     why: str
 
-    def matches(self, row: FuncRow) -> bool:
-        return fnmatchcase(module_tail(row.module), self.module) and any(fnmatchcase(row.name, n) for n in self.names)
+    def matches(self, module_tail: str, name: str) -> bool:
+        return fnmatchcase(module_tail, self.module) and any(fnmatchcase(name, n) for n in self.names)
 
 
 _EXECUTOR = "lumibot/strategies/strategy_executor.py"
@@ -45,6 +46,18 @@ WRAPPERS: tuple[Wrapper, ...] = (
         ("Trader.run_all", "Trader._join_pool"),
         "the main thread starting the strategy thread and joining it",
     ),
+    Wrapper(
+        "<frozen importlib.*>",
+        (
+            "_find_and_load_unlocked",
+            "_load_unlocked",
+            "*.exec_module",
+            "_call_with_frames_removed",
+            "_handle_fromlist",
+            "_gcd_import",
+        ),
+        "import machinery nested in `_find_and_load`, which stays as the one line for modules imported mid-backtest",
+    ),
     Wrapper(_EXECUTOR, ("StrategyExecutor.join",), "the main thread joining the strategy thread"),
     Wrapper(_EXECUTOR, ("run",), "the strategy thread's body: equal to that thread's wall time (see the thread table)"),
     Wrapper(
@@ -52,12 +65,23 @@ WRAPPERS: tuple[Wrapper, ...] = (
         ("StrategyExecutor._run_trading_session", "StrategyExecutor._run_backtesting_loop"),
         "the backtest loop: everything the strategy thread does",
     ),
-    Wrapper(_EXECUTOR, ("StrategyExecutor.func_output",), "LumiBot's decorator around each lifecycle call; its time is the wrapped call's"),
+    Wrapper(
+        _EXECUTOR,
+        ("StrategyExecutor.func_output",),
+        "LumiBot's decorator around each lifecycle call; its time is the wrapped call's",
+    ),
 )
 
 
 def is_wrapper(row: FuncRow) -> bool:
-    return any(w.matches(row) for w in WRAPPERS)
+    return _is_wrapper(row.module, row.name)
+
+
+@lru_cache(maxsize=65536)
+def _is_wrapper(module: str, name: str) -> bool:
+    """Cached per (module, name): every run repeats the same few thousand functions."""
+    tail = module_tail(module)
+    return any(w.matches(tail, name) for w in WRAPPERS)
 
 
 def offenders(rows: list[FuncRow], by: str = "cumulative", n: int = 10) -> list[FuncRow]:

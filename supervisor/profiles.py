@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import re
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 
 
@@ -27,7 +28,7 @@ class FuncRow:
     @property
     def short(self) -> str:
         """``file.py:line name``: enough to find the function, short enough for a table."""
-        return f"{Path(self.module).name}:{self.lineno} {self.name}"
+        return f"{_file_name(self.module)}:{self.lineno} {self.name}"
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class ThreadRow:
     wall: float
     top_self_function: str
     top_self_seconds: float | None
+
+
+@lru_cache(maxsize=8192)
+def _file_name(module: str) -> str:
+    return Path(module).name
 
 
 def read_funcs(path: Path) -> list[FuncRow]:
@@ -61,6 +67,7 @@ def read_funcs(path: Path) -> list[FuncRow]:
 _MODULE_TAILS = (re.compile(r"(?:site|dist)-packages/(.+)$"), re.compile(r"lib/python\d+\.\d+/(.+)$"))
 
 
+@lru_cache(maxsize=8192)
 def module_tail(module: str) -> str:
     """The part of a module path that is the same on every machine and checkout.
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from supervisor.plan import Plan, PlanStore, Run, phase_of, run_dates
 from supervisor.profiles import FuncRow, ThreadRow, portable, read_funcs, read_threads
-from supervisor.scaling import trading_days
+from supervisor.scaling import window_days
 
 
 @dataclass
@@ -45,7 +45,7 @@ class RunRecord:
 
     @cached_property
     def days(self) -> int:
-        return trading_days(*run_dates(self.run))
+        return window_days(*run_dates(self.run))
 
     def value(self, name: str) -> Any:
         return (self.result or {}).get(name)

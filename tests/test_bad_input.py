@@ -40,7 +40,10 @@ CASES = {
     "invalid JSON": (b'{"meta": {', "not valid JSON"),
     "unknown status": (mutated(_set_run(2, status="finished")), "unknown status 'finished'"),
     "duplicate ids": (mutated(_duplicate), "duplicate id"),
-    "end before start": (mutated(_set_run(4, start="2025-03-16", end="2025-03-10")), "end 2025-03-10 must be after start 2025-03-16"),
+    "end before start": (
+        mutated(_set_run(4, start="2025-03-16", end="2025-03-10")),
+        "end 2025-03-10 must be after start 2025-03-16",
+    ),
     "unparsable date": (mutated(_set_run(5, start="2025-02-30")), "dates must be YYYY-MM-DD"),
     "missing run field": (mutated(_drop_run_field("end")), "missing field 'end'"),
     "missing section": (mutated(lambda p: p.pop("invariants")), "missing section 'invariants'"),

@@ -1,0 +1,95 @@
+"""``python -m supervisor report``: REPORT.md and its charts, or COMPARE.md for two result sets.
+
+This module only orchestrates: the numbers come from :mod:`supervisor.analysis`, the text
+from the renderers in :mod:`supervisor.sections`, the PNGs from :mod:`supervisor.charts`
+(which alone imports matplotlib, and only when it draws).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from supervisor import sections
+from supervisor.analysis import Analysis
+from supervisor.atomicio import atomic_write_bytes
+from supervisor.charts import Bar, Chart, TopOffendersChart, WallPerRunChart, WallVsDaysChart
+from supervisor.compare import Comparison
+from supervisor.plan import PlanStore
+from supervisor.resultset import load
+
+REPORT_NAME = "REPORT.md"
+COMPARE_NAME = "COMPARE.md"
+CHART_NAMES = {
+    "wall_per_run": "report-wall-per-run.png",
+    "wall_vs_days": "report-wall-vs-days.png",
+    "top_offenders": "report-top-offenders.png",
+}
+
+SECTIONS = (
+    sections.RunsTable,
+    sections.MissingRuns,
+    sections.Phase0Section,
+    sections.AcrossRuns,
+    sections.Scaling,
+    sections.Threads,
+    sections.Invariants,
+    sections.PerRun,
+    sections.LeftOut,
+)
+
+
+def _charts(analysis: Analysis, folder: Path) -> dict[str, str]:
+    """Draw every chart that has data; the result maps chart name -> file name beside the report."""
+    done = analysis.results.done
+    odd = {o.run.id for o in analysis.outliers}
+    charts: dict[str, Chart] = {
+        "wall_per_run": WallPerRunChart([Bar(r.id, r.wall or 0.0, "outlier" if r.id in odd else r.phase) for r in done]),
+        "wall_vs_days": WallVsDaysChart(
+            [(r.days, r.wall or 0.0, r.id) for r in analysis.results.phase1_done],
+            analysis.fit,
+            sorted(odd),
+        ),
+        "top_offenders": TopOffendersChart(
+            [(a.short, a.cumulative) for a in analysis.heaviest("cumulative", 10)],
+            f"Top ten by cumulative wall time, summed over {len(done)} done runs",
+        ),
+    }
+    drawn: dict[str, str] = {}
+    for name, chart in charts.items():
+        path = folder / CHART_NAMES[name]
+        if chart.render(path):
+            drawn[name] = path.name
+        else:
+            path.unlink(missing_ok=True)  # a stale chart from an earlier report would contradict this one
+    return drawn
+
+
+def render_report(analysis: Analysis) -> str:
+    plan_name = analysis.results.store.path.name
+    strategy = analysis.results.plan["meta"].get("strategy", "?")
+    head = f"# Where the wall time goes: yappi profile of `{strategy}`\n\n_From `{plan_name}`; wall-clock timing (yappi WALL)._"
+    body = [head, sections.Summary().render(analysis), *(section().render(analysis) for section in SECTIONS)]
+    return "\n\n".join(body) + "\n"
+
+
+def write_report(store: PlanStore) -> str:
+    """Write ``<output_dir>/REPORT.md`` and its PNG charts; return a one-line message with the path."""
+    results = load(store)
+    folder = results.output_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    analysis = Analysis(results)
+    analysis.charts = _charts(analysis, folder)
+    path = folder / REPORT_NAME
+    atomic_write_bytes(path, render_report(analysis).encode())
+    return f"report: {path} ({len(results.done)} of {len(results.records)} runs profiled, {len(analysis.charts)} charts)"
+
+
+def write_comparison(store: PlanStore, other: PlanStore) -> str:
+    """Write ``<output_dir>/COMPARE.md`` of ``store``: before = ``other``, after = ``store``."""
+    after = load(store)
+    comparison = Comparison(load(other), after)
+    folder = after.output_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / COMPARE_NAME
+    atomic_write_bytes(path, comparison.render().encode())
+    return f"comparison: {path} ({len(comparison.common)} runs in both; before = {other.path}, after = {store.path})"
