@@ -198,34 +198,25 @@ def run_json_process(cmd: list[str], stdin: bytes, cwd: Path, env: dict[str, str
     return ProcessRun(seconds, answer, proc.returncode)
 
 
-def run_worker_direct(spec: Any, env: dict[str, str]) -> ProcessRun:
-    """``python -m worker`` with the spec on stdin, started the way runner.run_worker does (minus psutil)."""
+def _run_spec(command: list[str], spec: Any, env: dict[str, str], stderr_stem: str, what: str) -> ProcessRun:
+    """Run ``command`` with the spec on stdin in fresh folders; a failed run stops the benchmark."""
     fresh_dirs(spec)
     got = run_json_process(
-        [PY, "-m", "worker"],
-        orjson.dumps(spec.to_json()),
-        Path(spec.work_dir),
-        env,
-        Path(spec.output_dir) / f"{spec.stem}.stderr.log",
+        command, orjson.dumps(spec.to_json()), Path(spec.work_dir), env, Path(spec.output_dir) / f"{stderr_stem}.stderr.log"
     )
     if not got.answer.get("ok"):
-        raise RuntimeError(f"worker run {spec.id} failed: {got.answer.get('error')}")
+        raise RuntimeError(f"{what} {spec.id} failed: {got.answer.get('error')}")
     return got
+
+
+def run_worker_direct(spec: Any, env: dict[str, str]) -> ProcessRun:
+    """``python -m worker`` with the spec on stdin, started the way runner.run_worker does (minus psutil)."""
+    return _run_spec([PY, "-m", "worker"], spec, env, spec.stem, "worker run")
 
 
 def run_bare(spec: Any, mode: str, env: dict[str, str]) -> ProcessRun:
     """``bench/_bare_backtest.py``: the same backtest in a fresh process, outside our worker."""
-    fresh_dirs(spec)
-    got = run_json_process(
-        [PY, str(BENCH / "_bare_backtest.py"), mode],
-        orjson.dumps(spec.to_json()),
-        Path(spec.work_dir),
-        env,
-        Path(spec.output_dir) / f"{spec.stem}.{mode}.stderr.log",
-    )
-    if not got.answer.get("ok"):
-        raise RuntimeError(f"bare run {spec.id} ({mode}) failed: {got.answer.get('error')}")
-    return got
+    return _run_spec([PY, str(BENCH / "_bare_backtest.py"), mode], spec, env, f"{spec.stem}.{mode}", f"bare run ({mode})")
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:

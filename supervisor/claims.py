@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import psutil
 
 from supervisor.plan import PHASE0_LABELS, Plan, PlanError, PlanStore, Run, phase_of
@@ -179,7 +180,7 @@ def claim_next(store: PlanStore, selector: str | None, owner: Owner) -> Claim | 
             run["started_utc"] = utc_now()
             run["owner"] = owner.record()
             run.pop("note", None)
-            return Claim(run=dict(run), attempt=attempt)
+            return Claim(run=orjson.loads(orjson.dumps(run)), attempt=attempt)  # no reference into the plan
         return BLOCKED if blocked else None
 
 
