@@ -31,6 +31,11 @@ def invariants_hold(asked: dict[str, Any], in_effect: dict[str, Any]) -> bool:
     return bool(in_effect) and all(in_effect.get(k) == v for k, v in asked.items())
 
 
+def relative_files(store: PlanStore, answer: dict[str, Any]) -> dict[str, str]:
+    """The worker's output paths, relative to the plan file as the plan records them."""
+    return {k: store.relative(Path(v)) for k, v in (answer.get("files") or {}).items()}
+
+
 def build_result(
     store: PlanStore,
     run: dict[str, Any],
@@ -43,7 +48,7 @@ def build_result(
     extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     answer = outcome.answer or {}
-    files = {k: store.relative(Path(v)) for k, v in (answer.get("files") or {}).items()}
+    files = relative_files(store, answer)
     in_effect = answer.get("invariants_in_effect") or {}
     result: dict[str, Any] = {
         "wall_seconds_total": answer.get("wall_seconds_total"),

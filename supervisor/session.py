@@ -23,7 +23,7 @@ from supervisor.gitinfo import git_revision
 from supervisor.phase0 import phase1_mode, summarize
 from supervisor.plan import PHASE0_LABELS, Plan, PlanStore, Run, phase_of
 from supervisor.provider import DataProvider, ProviderError, Usage, open_provider
-from supervisor.results import build_result
+from supervisor.results import build_result, relative_files
 from supervisor.runner import Interrupted, Outcome, run_worker
 from worker.protocol import RunSpec
 
@@ -73,13 +73,12 @@ class Pass:
             "gateway_bytes": self.usage.bytes,
             "gateway_requests_by_schema": self.usage.by_schema,
             "transient_retries": self.transient_retries,
-            "worker_wall_seconds": answer.get("wall_seconds_total"),
         }
 
     def summary(self, store: PlanStore) -> dict[str, Any]:
         """What the result records about a warm-up or preload pass."""
         answer = self.outcome.answer or {}
-        files = {k: store.relative(Path(v)) for k, v in (answer.get("files") or {}).items()}
+        files = relative_files(store, answer)
         return {"stem": self.stem, "status": self.status, "wall_seconds_total": answer.get("wall_seconds_total"),
                 "cpu_seconds": answer.get("cpu_seconds"), "profiled": bool(files), "files": files, **self.fields()}
 
@@ -189,7 +188,7 @@ class Session:
         if run["label"] != PHASE0_LABELS[1]:
             shutil.rmtree(cache, ignore_errors=True)  # every run but the warm probe starts cold
         mode = None if phase_of(run) == "phase0" else phase1_mode(plan, self.options.mode)
-        extra: dict[str, Any] = {"status": None, "attempt": claim.attempt, "data_source": dict(settings)}
+        extra: dict[str, Any] = {"attempt": claim.attempt, "data_source": dict(settings)}
         notes: list[str] = []
         first: Pass | None = None
         if mode in ("preload", "two_pass"):
@@ -216,7 +215,7 @@ class Session:
         )
         if first is not None and first is not main:
             if mode == "preload":
-                result["preload_seconds"] = first.fields()["worker_wall_seconds"]
+                result["preload_seconds"] = (first.outcome.answer or {}).get("wall_seconds_total")
                 if isinstance(result["wall_seconds_total"], float) and isinstance(result["preload_seconds"], float):
                     result["wall_seconds_no_download"] = result["wall_seconds_total"] - result["preload_seconds"]
             result["warmup"] = first.summary(self.store)
