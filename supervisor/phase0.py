@@ -11,8 +11,9 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from supervisor.claims import utc_now
+from supervisor.offenders import is_wrapper, offenders
 from supervisor.plan import PHASE0_LABELS, Plan, PlanError, PlanStore
-from supervisor.profiles import diff, read_funcs, top
+from supervisor.profiles import diff, read_funcs
 
 MODES = ("single", "preload", "two_pass")
 
@@ -70,8 +71,9 @@ def summarize(store: PlanStore) -> dict[str, Any] | None:
         cold_s, warm_s = float(cold_result["wall_seconds_total"]), float(warm_result["wall_seconds_total"])
         rule = DecisionRule.from_meta(plan["meta"])
         mode, reason = decide(cold_s, warm_s, rule)
-        cold_rows = read_funcs(store.resolve(cold_result["top_functions_csv"]))
-        warm_rows = read_funcs(store.resolve(warm_result["top_functions_csv"]))
+        # Entry points and thread waits mirror the whole run; the diff is about real work.
+        cold_rows = [r for r in read_funcs(store.resolve(cold_result["top_functions_csv"])) if not is_wrapper(r)]
+        warm_rows = [r for r in read_funcs(store.resolve(warm_result["top_functions_csv"])) if not is_wrapper(r)]
         summary = {
             "cold_id": cold["id"],
             "warm_id": warm["id"],
@@ -83,8 +85,8 @@ def summarize(store: PlanStore) -> dict[str, Any] | None:
             "warm_cache_state": warm_result.get("cache_state"),
             "cold_gateway_requests": cold_result.get("gateway_requests_by_schema"),
             "warm_gateway_requests": warm_result.get("gateway_requests_by_schema"),
-            "top_cold": _function_rows(top(cold_rows, "cumulative", 10)),
-            "top_warm": _function_rows(top(warm_rows, "cumulative", 10)),
+            "top_cold": _function_rows(offenders(cold_rows, "cumulative", 10)),
+            "top_warm": _function_rows(offenders(warm_rows, "cumulative", 10)),
             "function_diff": [
                 {
                     "function": d.short,
