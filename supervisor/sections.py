@@ -464,6 +464,8 @@ class Scaling:
             return f"{head}\n\n{method} None qualifies: no function's time grows clearly faster than the window."
         longest = analysis.longest_run
         target = analysis.results.longest_planned_days
+        if longest is not None and longest.days >= target:
+            target = 2 * longest.days  # the longest window has run: project to twice its length
         rows = [
             [
                 md.code(analysis.short_names.get(g.key, g.key)),
