@@ -46,13 +46,16 @@ def main() -> int:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, bufsize=1)
         assert proc.stdout is not None
+        own_goals = 0
         for line in proc.stdout:
             print(line, end="", flush=True)
             if line.startswith("GOAL "):
                 goals.append(line.rstrip())
+                own_goals += 1
         code = proc.wait()
         print(f"### {name}: exit {code} after {time.perf_counter() - t0:.0f} s", flush=True)
-        if code not in (0, 1):  # 1 means a goal was missed, which the GOAL lines already say
+        # Exit 1 with GOAL lines is a missed goal, which they already say; anything else is a crash.
+        if code not in (0, 1) or (code == 1 and not own_goals):
             failed.append(f"{name} (exit {code})")
     print(f"\n=== summary ({time.perf_counter() - t_all:.0f} s{', --quick' if args.quick else ''})")
     for line in goals:

@@ -23,11 +23,11 @@ from pathlib import Path
 
 import _common as c
 
-K_WINDOWS = [
-    ("2024-09-03", "2024-09-03"),
-    ("2024-09-04", "2024-09-04"),
-    ("2024-09-05", "2024-09-05"),
-    ("2024-09-06", "2024-09-06"),
+K_WINDOWS = [  # one trading day each: LumiBot stops at midnight starting the end date
+    ("2024-09-03", "2024-09-04"),
+    ("2024-09-04", "2024-09-05"),
+    ("2024-09-05", "2024-09-06"),
+    ("2024-09-06", "2024-09-07"),
 ]
 PARAMS = {"sleeptime": "60M"}
 PER_RUN_GOAL = 0.25
