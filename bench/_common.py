@@ -127,7 +127,9 @@ def short_run(run_id: str, start: str, end: str, label: str = "week") -> dict[st
 
 def make_plan(folder: Path, runs: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> Path:
     """A copy of the repo plan with these runs, the way tests/conftest.py makes one."""
-    plan = orjson.loads(REPO_PLAN.read_bytes())
+    from supervisor.plan import pristine
+
+    plan = pristine(orjson.loads(REPO_PLAN.read_bytes()))  # the repo plan may hold a finished round
     plan["runs"] = runs
     plan["meta"]["data_source"] = dict(SYNTHETIC)
     plan["meta"]["timeout_seconds"] = 600

@@ -95,6 +95,21 @@ def _positive(value: Any, what: str) -> None:
         raise PlanError(f"{what} must be a positive number, got {value!r}")
 
 
+def pristine(plan: Plan) -> Plan:
+    """The same plan as a new round would start it: every run pending, no results or history.
+
+    For copies of a plan that has already run (tests, benchmarks, a second machine).
+    """
+    fresh = {k: v for k, v in plan.items() if k not in ("phase0", "history")}
+    fresh["runs"] = [
+        {k: v for k, v in run.items() if k not in ("owner", "note", "attempts", "started_utc", "finished_utc")}
+        | {"status": "pending"}
+        for run in plan["runs"]
+    ]
+    fresh["results"] = {k: v for k, v in plan["results"].items() if k == "_schema"}
+    return fresh
+
+
 def encode(plan: Plan) -> bytes:
     return orjson.dumps(plan, option=orjson.OPT_INDENT_2) + b"\n"
 

@@ -11,6 +11,8 @@ from typing import Any
 import orjson
 import pytest
 
+from supervisor.plan import pristine
+
 REPO = Path(__file__).resolve().parent.parent
 REPO_PLAN = REPO / "profiling_plan.json"
 SYNTHETIC = {"kind": "pandas_synthetic", "assets": [{"symbol": "MES", "type": "cont_future"}]}
@@ -33,7 +35,7 @@ def make_plan(tmp_path: Path) -> Callable[..., Path]:
     """Copy the repo plan into tmp_path with the given runs and meta overrides."""
 
     def make(runs: list[dict[str, Any]], meta: dict[str, Any] | None = None, folder: Path | None = None) -> Path:
-        plan = orjson.loads(REPO_PLAN.read_bytes())
+        plan = pristine(orjson.loads(REPO_PLAN.read_bytes()))  # the repo plan may hold a finished round
         plan["runs"] = runs
         plan["meta"]["data_source"] = dict(SYNTHETIC)
         plan["meta"]["timeout_seconds"] = 300

@@ -39,3 +39,24 @@ def test_error_entries_are_not_retried_silently_but_retry_errors_requeues_them(m
     retried = supervise(plan, "--retry-errors")
     assert retried.returncode == 1
     assert load(plan)["runs"][0]["attempts"] == 2
+
+
+def test_pristine_copy_of_a_finished_plan_starts_a_new_round():
+    """Tests and benchmarks copy the repo plan, which `make profile` may have filled in."""
+    import orjson
+
+    from supervisor.plan import pristine, validate
+    from tests.conftest import REPO_PLAN
+
+    finished = orjson.loads(REPO_PLAN.read_bytes())
+    for run in finished["runs"]:
+        run.update(status="done", attempts=2, finished_utc="2026-01-01T00:00:00Z")
+        finished["results"][run["id"]] = {"wall_seconds_total": 1.0}
+    finished["phase0"] = {"decision": "preload"}
+    finished["history"] = [{"id": "x"}]
+    fresh = pristine(finished)
+    validate(fresh)
+    assert all(r["status"] == "pending" and "attempts" not in r for r in fresh["runs"])
+    assert list(fresh["results"]) == ["_schema"] and "phase0" not in fresh and "history" not in fresh
+    assert [r["id"] for r in fresh["runs"]] == [r["id"] for r in finished["runs"]]
+    assert finished["runs"][0]["status"] == "done"  # the original is not modified
