@@ -30,20 +30,25 @@ def repo_plan_untouched() -> Any:
     assert REPO_PLAN.read_bytes() == before, "a test modified the repo's profiling_plan.json"
 
 
+def write_plan(folder: Path, runs: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> Path:
+    """A new-round copy of the repo plan in ``folder`` with these runs, synthetic data and ``meta`` overrides."""
+    plan = pristine(orjson.loads(REPO_PLAN.read_bytes()))  # the repo plan may hold a finished round
+    plan["runs"] = runs
+    plan["meta"]["data_source"] = dict(SYNTHETIC)
+    plan["meta"]["timeout_seconds"] = 300
+    plan["meta"].update(meta or {})
+    target = folder / "profiling_plan.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(orjson.dumps(plan, option=orjson.OPT_INDENT_2))
+    return target
+
+
 @pytest.fixture
 def make_plan(tmp_path: Path) -> Callable[..., Path]:
-    """Copy the repo plan into tmp_path with the given runs and meta overrides."""
+    """Copy the repo plan into tmp_path (or ``folder``) with the given runs and meta overrides."""
 
     def make(runs: list[dict[str, Any]], meta: dict[str, Any] | None = None, folder: Path | None = None) -> Path:
-        plan = pristine(orjson.loads(REPO_PLAN.read_bytes()))  # the repo plan may hold a finished round
-        plan["runs"] = runs
-        plan["meta"]["data_source"] = dict(SYNTHETIC)
-        plan["meta"]["timeout_seconds"] = 300
-        plan["meta"].update(meta or {})
-        target = (folder or tmp_path) / "profiling_plan.json"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(orjson.dumps(plan, option=orjson.OPT_INDENT_2))
-        return target
+        return write_plan(folder or tmp_path, runs, meta)
 
     return make
 

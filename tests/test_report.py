@@ -8,7 +8,6 @@ import subprocess
 import sys
 from datetime import date
 from pathlib import Path
-from typing import Any
 
 import orjson
 import pytest
@@ -21,7 +20,7 @@ from supervisor.profiles import FuncRow, portable, read_funcs
 from supervisor.report import CHART_NAMES, write_report
 from supervisor.resultset import RunRecord
 from supervisor.scaling import fit_line, marginal_costs, robust_line, superlinear, trading_days, window_days
-from tests.conftest import REPO_PLAN, SYNTHETIC, load, short_run, supervise
+from tests.conftest import REPO_PLAN, load, short_run, supervise, write_plan
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # LumiBot stops at the midnight starting `end`: 1, 2 and 4 trading days (the last one spans a weekend).
@@ -32,25 +31,11 @@ RUNS = [
 ]
 
 
-def write_plan(folder: Path, runs: list[dict[str, Any]]) -> Path:
-    """The repo plan with short synthetic windows, like conftest's make_plan but for a module-scoped folder."""
-    plan = orjson.loads(REPO_PLAN.read_bytes())
-    plan["runs"] = runs
-    plan["meta"].update(
-        data_source=dict(SYNTHETIC),
-        strategy_parameters={"sleeptime": "60M"},
-        timeout_seconds=300,
-        phase1_mode="single",
-    )
-    path = folder / "profiling_plan.json"
-    path.write_bytes(orjson.dumps(plan, option=orjson.OPT_INDENT_2))
-    return path
-
-
 @pytest.fixture(scope="module")
 def done_plan(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Three real backtests of 1, 2 and 4 trading days, profiled once for the whole module."""
-    plan = write_plan(tmp_path_factory.mktemp("report"), [dict(r) for r in RUNS])
+    meta = {"strategy_parameters": {"sleeptime": "60M"}, "phase1_mode": "single"}
+    plan = write_plan(tmp_path_factory.mktemp("report"), [dict(r) for r in RUNS], meta)
     proc = supervise(plan)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return plan
