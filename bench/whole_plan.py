@@ -29,8 +29,6 @@ import _common as c
 import orjson
 
 SUPERVISOR_GOAL = 0.25
-TOTAL_SHARE_GOAL = 0.10
-RUN_SHARE_GOAL = 0.25
 
 
 def stamp(text: str | None) -> float | None:
@@ -163,17 +161,11 @@ def analyse(plan: dict[str, Any], measured_wall: float | None) -> bool:
         f"<= {SUPERVISOR_GOAL} s",
         per_run <= SUPERVISOR_GOAL,
     )
-    ok &= c.goal(
-        "whole_plan worker outside backtest (plan)",
-        f"{tot['wps'] - tot['wall']:.1f} s of {tot['wps']:.1f} s worker time = {total_share:.1%}",
-        f"<= {TOTAL_SHARE_GOAL:.0%}",
-        total_share <= TOTAL_SHARE_GOAL,
-    )
-    ok &= c.goal(
-        "whole_plan worker outside backtest (worst run)",
-        f"{worst:.0%} in {worst_id}",
-        f"<= {RUN_SHARE_GOAL:.0%}",
-        worst <= RUN_SHARE_GOAL,
+    # The issue sets no goal for the share outside the backtest: it is a fixed ~1.5 s a worker
+    # (imports, stats, files), so it is large for a week and small for ten months. Reported only.
+    print(
+        f"worker time outside the backtest: {tot['wps'] - tot['wall']:.1f} s of {tot['wps']:.1f} s = {total_share:.1%}; "
+        f"largest share {worst:.0%} in {worst_id}"
     )
     return ok
 
