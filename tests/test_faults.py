@@ -219,3 +219,63 @@ def test_transient_failures_are_classified_and_retried_bounded(make_plan):
     result = load(plan)["results"]["flaky"]
     assert result["transient_retries"] == 2 and result["error_kind"] == "transient"
     assert result["notes"].count("attempt") == 2 and "ConnectionResetError" in result["notes"]
+
+
+def test_second_ctrl_c_kills_at_once_when_the_worker_does_not_answer(make_plan):
+    plan = make_plan([short_run("hog")], meta={"strategy": f"{FAULTY}:GilHog"})
+    sup = start_supervisor(plan, "--grace", "120")
+    worker = wait_for_worker(plan, "hog")
+    time.sleep(3.0)  # inside the regex by now
+    sup.send_signal(signal.SIGINT)
+    time.sleep(2.0)
+    assert sup.poll() is None, "the first Ctrl-C should wait for the worker's grace period"
+    t0 = time.monotonic()
+    sup.send_signal(signal.SIGINT)
+    out, err = sup.communicate(timeout=60)
+    assert time.monotonic() - t0 < 15, "a second Ctrl-C must not wait out the 120 s grace"
+    assert sup.returncode == 130, out + err
+    assert gone(worker, 5)
+    assert load(plan)["runs"][0]["status"] == "pending"
+
+
+def test_recovery_kills_an_orphaned_worker_left_by_a_dead_supervisor(make_plan):
+    """The state a crash can leave: entry running, its supervisor dead, its worker still alive."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"], start_new_session=True)
+    try:
+        run = short_run("orphaned") | {
+            "status": "running",
+            "attempts": 1,
+            "owner": {
+                "token": "deadbeef",
+                "supervisor_pid": dead.pid,
+                "supervisor_create_time": 1.0,
+                "host": __import__("socket").gethostname(),
+                "worker_pid": orphan.pid,
+                "worker_create_time": psutil.Process(orphan.pid).create_time(),
+            },
+        }
+        plan = make_plan([run])
+        proc = supervise(plan)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"orphaned worker {orphan.pid} killed" in proc.stdout
+        assert orphan.wait(timeout=10) == -signal.SIGKILL
+        final = load(plan)["runs"][0]
+        assert final["status"] == "done" and final["attempts"] == 2
+    finally:
+        if orphan.poll() is None:
+            orphan.kill()
+
+
+def test_a_worker_stuck_in_c_code_is_killed_after_the_grace_period(make_plan):
+    plan = make_plan([short_run("stuck")], meta={"strategy": f"{FAULTY}:GilHog"})
+    t0 = time.monotonic()
+    proc = supervise(plan, "--timeout", "5", "--grace", "3")
+    assert proc.returncode == 1
+    assert time.monotonic() - t0 < 60
+    result = load(plan)["results"]["stuck"]
+    assert result["status"] == "error" and result["notes"].startswith("timeout after 5 s")
+    assert result["partial"] is False and result["top_functions_csv"] is None  # nothing could be saved
+    assert gone(result["worker_pid"], 1)
+    assert not processes_in(plan.parent / "profiling" / "work")

@@ -54,3 +54,18 @@ class Flaky(Strategy):
     def initialize(self) -> None:
         self.sleeptime = "60M"
         raise ConnectionResetError("provider connection reset on purpose")
+
+
+class GilHog(Strategy):
+    """Spins in C code holding the GIL (catastrophic regex backtracking): no Python signal
+    handler can run, so a polite SIGTERM is never answered."""
+
+    parameters: ClassVar[dict[str, Any]] = {"plot_price": True, "show_live_equity_curve": True}
+
+    def initialize(self) -> None:
+        self.sleeptime = "60M"
+
+    def on_trading_iteration(self) -> None:
+        import re
+
+        re.match(r"(a+)+$", "a" * 64 + "b")
