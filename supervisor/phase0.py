@@ -20,9 +20,8 @@ MODES = ("single", "preload", "two_pass")
 
 @dataclass(frozen=True)
 class DecisionRule:
-    """Defaults: 1 s and 5 %. Paired runs of one window vary by about 2-3 % under yappi on a
-    2-core machine, so 5 % is clear of noise; 1 s keeps a tiny probe from deciding on
-    fractions of a second."""
+    """Defaults: 1 s and 5 %. Both must be cleared: a percentage alone acts on noise in a
+    short probe, seconds alone call every long window material."""
 
     min_delta_seconds: float = 1.0
     min_delta_percent: float = 5.0
