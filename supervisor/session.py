@@ -43,12 +43,18 @@ class Options:
     poll_seconds: float = 1.0
 
 
-def cache_state(usage: Usage, before: int | None) -> str:
+def cache_state(usage: Usage, before: int | None, after: int | None) -> str:
     """``cold``: everything downloaded into an empty cache; ``warm``: nothing downloaded;
-    ``mixed``: downloads on top of an existing cache; ``n/a`` when the provider cannot tell."""
-    if usage.requests is None:
+    ``mixed``: downloads on top of an existing cache; ``n/a`` when nothing can tell.
+
+    The local gateway counts downloads; for the real DataBento, new cache files stand in.
+    """
+    if usage.requests is not None:
+        downloads = usage.by_schema.get("ohlcv-1m", 0)
+    elif before is None or after is None or not (before or after):
         return "n/a"
-    downloads = usage.by_schema.get("ohlcv-1m", 0)
+    else:
+        downloads = after - before
     if downloads == 0:
         return "warm"
     return "cold" if not before else "mixed"
@@ -68,7 +74,7 @@ class Pass:
     def fields(self) -> dict[str, Any]:
         answer = self.outcome.answer or {}
         return {
-            "cache_state": cache_state(self.usage, answer.get("cache_files_before")),
+            "cache_state": cache_state(self.usage, answer.get("cache_files_before"), answer.get("cache_files_after")),
             "gateway_requests": self.usage.requests,
             "gateway_bytes": self.usage.bytes,
             "gateway_requests_by_schema": self.usage.by_schema,

@@ -77,3 +77,16 @@ def test_modes_run_for_real_and_fill_their_fields(make_plan, mode: str):
         assert result["wall_seconds_no_download"] is None
         assert "cache-warm pass" in result["notes"]
     assert result["top_functions_csv"].endswith(f"m-{mode}.funcs.wall.csv")
+
+
+def test_cache_state_from_gateway_counts_or_from_cache_files() -> None:
+    from supervisor.provider import Usage
+    from supervisor.session import cache_state
+
+    gateway = Usage(requests=3, bytes=1, by_schema={"ohlcv-1m": 2, "definition": 1})
+    assert cache_state(gateway, 0, 2) == "cold"
+    assert cache_state(gateway, 2, 4) == "mixed"
+    assert cache_state(Usage(requests=1, bytes=1, by_schema={"definition": 1}), 2, 2) == "warm"
+    unknown = Usage()  # the real DataBento: no gateway log, the cache folder tells
+    assert cache_state(unknown, 0, 2) == "cold" and cache_state(unknown, 2, 2) == "warm"
+    assert cache_state(unknown, 2, 3) == "mixed" and cache_state(unknown, 0, 0) == "n/a"
