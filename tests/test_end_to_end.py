@@ -72,3 +72,29 @@ def test_any_lumibot_strategy_can_be_named_in_the_plan(make_plan):
     funcs = rows(plan_path.parent / result["top_functions_csv"])
     assert any(r["full_name"].find("stock_meanrev.py") >= 0 and r["name"].endswith("on_trading_iteration") for r in funcs)
     assert result["invariants_in_effect"]["plot_price"] is True  # applied although the plan omitted it
+
+
+def test_a_strategy_named_by_file_path_runs(make_plan):
+    plan_path = make_plan(
+        [short_run("by-path")],
+        meta={
+            "strategy": "strategies_here/meanrev.py:StockMeanReversion",
+            "strategy_parameters": {"ticker": "SPY"},
+            "data_source": {"kind": "pandas_synthetic", "assets": [{"symbol": "SPY", "type": "stock"}]},
+        },
+    )
+    here = plan_path.parent / "strategies_here"
+    here.mkdir()
+    (here / "meanrev.py").write_text((Path(__file__).parent / "strategies" / "stock_meanrev.py").read_text())
+    proc = supervise(plan_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert load(plan_path)["results"]["by-path"]["iterations"] > 0
+
+
+def test_parameters_that_contradict_an_invariant_are_refused(make_plan):
+    plan_path = make_plan([short_run("no-plot")], meta={"strategy_parameters": {"plot_price": False}})
+    proc = supervise(plan_path)
+    assert proc.returncode == 1
+    result = load(plan_path)["results"]["no-plot"]
+    assert result["error_kind"] == "config"
+    assert "plot_price=False contradicts invariant plot_price=True" in result["notes"]
