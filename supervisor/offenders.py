@@ -32,6 +32,11 @@ _EXECUTOR = "lumibot/strategies/strategy_executor.py"
 
 WRAPPERS: tuple[Wrapper, ...] = (
     Wrapper("worker/backtest.py", ("run",), "the profiling worker's own call into LumiBot: the whole backtest"),
+    Wrapper(
+        "worker/datasources.py",
+        ("*get_historical_prices",),
+        "the worker's bar counter around the data source's own get_historical_prices (which stays listed)",
+    ),
     Wrapper("*", ("*run_backtest",), "LumiBot's entry point: the whole backtest"),
     Wrapper(
         "threading.py",
