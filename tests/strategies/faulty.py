@@ -18,6 +18,9 @@ class Hang(Strategy):
         self.sleeptime = "60M"
 
     def on_trading_iteration(self) -> None:
+        from pathlib import Path
+
+        Path("hang.started").touch()  # in the worker's own working directory; tests wait for it
         while True:
             time.sleep(0.05)
 
@@ -67,5 +70,7 @@ class GilHog(Strategy):
 
     def on_trading_iteration(self) -> None:
         import re
+        from pathlib import Path
 
+        Path("hog.started").touch()  # in the worker's own working directory; tests wait for it
         re.match(r"(a+)+$", "a" * 64 + "b")
