@@ -50,9 +50,6 @@ class DataProvider:
     def close(self) -> None:
         """Release whatever :func:`open_provider` started."""
 
-    def describe(self) -> dict[str, Any]:
-        return {"kind": self.name, "mode": self.mode}
-
 
 class LocalDataBento(DataProvider):
     """The embedded DataBento-compatible gateway, one per supervisor, for the plan's duration."""

@@ -23,7 +23,7 @@ import orjson
 import psutil
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from worker.protocol import PROTOCOL_VERSION, REQUIRED_ANSWER_FIELDS, RunSpec
+from worker.protocol import ERROR_KINDS, PROTOCOL_VERSION, REQUIRED_ANSWER_FIELDS, RunSpec
 
 
 @dataclass
@@ -35,16 +35,11 @@ class Outcome:
     seconds: float
     pid: int | None = None
     timed_out: bool = False
-    interrupted: bool = False
     problem: str | None = None
 
 
 class Interrupted(Exception):
     """Ctrl-C or SIGTERM reached the supervisor while a worker ran; the tree is already gone."""
-
-    def __init__(self, outcome: Outcome) -> None:
-        super().__init__("interrupted")
-        self.outcome = outcome
 
 
 @retry(
@@ -106,6 +101,8 @@ def parse_answer(stdout: bytes, run_id: str) -> tuple[dict[str, Any] | None, str
     missing = [f for f in REQUIRED_ANSWER_FIELDS if f not in answer]
     if missing:
         return None, f"worker answer is missing field(s): {', '.join(missing)}"
+    if answer.get("error_kind") not in (None, *ERROR_KINDS):
+        return None, f"worker answer has unknown error_kind {answer['error_kind']!r}"
     if answer["protocol"] != PROTOCOL_VERSION:
         return None, f"worker speaks protocol {answer['protocol']}, supervisor {PROTOCOL_VERSION}"
     if answer["id"] not in (run_id, "?"):
@@ -146,8 +143,7 @@ def run_worker(
                 stdout, _ = proc.communicate()
         except KeyboardInterrupt:
             _stop_on_interrupt(proc, grace)
-            outcome = Outcome(None, proc.returncode, time.perf_counter() - t0, pid=proc.pid, interrupted=True)
-            raise Interrupted(outcome) from None
+            raise Interrupted(f"worker {proc.pid} stopped after {time.perf_counter() - t0:.1f} s") from None
         finally:
             kill_tree(proc, 0)  # also reaps anything the worker left in its process group
     seconds = time.perf_counter() - t0

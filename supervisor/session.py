@@ -98,7 +98,6 @@ class Session:
         self.echo = echo or (lambda line: print(line, flush=True))
         self.owner = Owner()
         self.provider: DataProvider | None = None
-        self._interrupts = 0
 
     # -- set-up ---------------------------------------------------------------------------
     def _settings(self, plan: Plan) -> dict[str, Any]:
@@ -121,7 +120,6 @@ class Session:
         """SIGTERM behaves like Ctrl-C: stop the current worker tree, give its entry back."""
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
-            self._interrupts += 1
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, on_signal)

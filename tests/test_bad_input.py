@@ -105,3 +105,27 @@ def test_the_repo_plan_is_valid_and_matches_the_spec() -> None:
 def test_validate_rejects_with_planerror() -> None:
     with pytest.raises(PlanError, match="top level"):
         validate([])
+
+
+def test_worker_answers_that_cannot_be_trusted_are_named() -> None:
+    import orjson as json
+
+    from supervisor.runner import parse_answer
+
+    good = {
+        "protocol": 1, "id": "r", "ok": True, "partial": False, "wall_seconds_total": 1.0,
+        "cpu_seconds": 1.0, "files": {}, "invariants_in_effect": {},
+    }
+    assert parse_answer(json.dumps(good), "r") == (good, None)
+    cases = {
+        b"": "printed nothing",
+        b"hello\n{}": "garbage",
+        b"[1, 2]": "not an object",
+        json.dumps({k: v for k, v in good.items() if k != "files"}): "missing field(s): files",
+        json.dumps(good | {"error_kind": "cosmic"}): "unknown error_kind 'cosmic'",
+        json.dumps(good | {"protocol": 99}): "protocol 99",
+        json.dumps(good | {"id": "other"}): "answered for run 'other'",
+    }
+    for raw, expected in cases.items():
+        answer, problem = parse_answer(raw, "r")
+        assert answer is None and problem is not None and expected in problem, (raw, problem)

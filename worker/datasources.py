@@ -14,12 +14,11 @@ itself finishes "successfully" with no bars when a provider is unreachable.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 DATA_SOURCE_KINDS = ("databento", "pandas_synthetic")
-DATABENTO_MODES = ("local", "live")
 
 
 @dataclass
@@ -28,8 +27,6 @@ class DataCounter:
 
     history_calls: int = 0
     bars_served: int = 0
-    empty_calls: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 def observed(datasource_class: type[Any], counter: DataCounter) -> type[Any]:
@@ -48,8 +45,6 @@ def observed(datasource_class: type[Any], counter: DataCounter) -> type[Any]:
         frame = getattr(bars, "_df", None)
         rows = 0 if frame is None else len(frame)
         counter.bars_served += rows
-        if rows == 0:
-            counter.empty_calls += 1
         return bars
 
     subclass = type(datasource_class.__name__, (datasource_class,), {"get_historical_prices": get_historical_prices})

@@ -50,14 +50,6 @@ class ProfileFiles:
             callgrind=output_dir / f"{stem}.wall.callgrind",
         )
 
-    def as_dict(self) -> dict[str, str]:
-        return {
-            "top_functions_csv": str(self.funcs_csv),
-            "top_threads_csv": str(self.threads_csv),
-            "pstat": str(self.pstat),
-            "callgrind": str(self.callgrind),
-        }
-
 
 class WallProfile:
     """One yappi wall-clock session covering every thread, started and stopped exactly once.
