@@ -119,14 +119,20 @@ def test_worker_killed_by_sigkill_is_an_error_with_reason(make_plan):
     assert (plan.parent / result["stderr_log"]).exists()
 
 
-def test_hanging_worker_times_out_with_a_partial_profile_and_no_survivors(make_plan):
-    plan = make_plan([short_run("hang")], meta={"strategy": f"{FAULTY}:Hang"})
+def run_into_timeout(make_plan, run_id: str, strategy: str, timeout: int, grace: int) -> tuple[Path, dict]:
+    """Run one entry of ``strategy`` into its time-out; returns the plan and the entry's result."""
+    plan = make_plan([short_run(run_id)], meta={"strategy": f"{FAULTY}:{strategy}"})
     t0 = time.monotonic()
-    proc = supervise(plan, "--timeout", "15", "--grace", "10")
+    proc = supervise(plan, "--timeout", str(timeout), "--grace", str(grace))
     assert proc.returncode == 1
-    assert time.monotonic() - t0 < 90
-    result = load(plan)["results"]["hang"]
-    assert result["status"] == "error" and "timeout after 15 s" in result["notes"]
+    assert time.monotonic() - t0 < timeout + grace + 60
+    result = load(plan)["results"][run_id]
+    assert result["status"] == "error" and result["notes"].startswith(f"timeout after {timeout} s")
+    return plan, result
+
+
+def test_hanging_worker_times_out_with_a_partial_profile_and_no_survivors(make_plan):
+    plan, result = run_into_timeout(make_plan, "hang", "Hang", 15, 10)
     assert result["partial"] is True
     funcs = (plan.parent / result["top_functions_csv"]).read_text()
     assert "Hang.on_trading_iteration" in funcs  # the hang itself is in the profile
@@ -277,13 +283,7 @@ def test_recovery_kills_an_orphaned_worker_left_by_a_dead_supervisor(make_plan):
 
 
 def test_a_worker_stuck_in_c_code_is_killed_after_the_grace_period(make_plan):
-    plan = make_plan([short_run("stuck")], meta={"strategy": f"{FAULTY}:GilHog"})
-    t0 = time.monotonic()
-    proc = supervise(plan, "--timeout", "5", "--grace", "3")
-    assert proc.returncode == 1
-    assert time.monotonic() - t0 < 60
-    result = load(plan)["results"]["stuck"]
-    assert result["status"] == "error" and result["notes"].startswith("timeout after 5 s")
+    plan, result = run_into_timeout(make_plan, "stuck", "GilHog", 5, 3)
     assert result["partial"] is False and result["top_functions_csv"] is None  # nothing could be saved
     assert gone(result["worker_pid"], 1)
     assert not processes_in(plan.parent / "profiling" / "work")
