@@ -22,7 +22,8 @@ from types import FrameType
 
 import orjson
 
-from worker.isolation import StdoutGuard, prepare_environment, tie_to_parent
+from common.lifetime import tie_to_parent
+from worker.isolation import StdoutGuard, prepare_environment
 from worker.netguard import NetworkGuard
 from worker.protocol import Answer, RunSpec
 
