@@ -1,0 +1,341 @@
+"""The one schema of ``profiling_plan.json``, checked before anything is claimed.
+
+Every value the supervisor, the worker, ``status``, ``reset`` or ``report`` reads later is
+checked here first, with its type, range and format: a value that slipped through used to
+crash *after* its entry was claimed, and the restart then claimed and crashed on it again,
+blocking the queue. Hand-written combinators rather than a schema library: the checks are
+few, the messages name the entry by its id (``runs[3] ('wk-1').start``), and importing
+``jsonschema`` would cost more than the whole of ``python -m supervisor status`` may take.
+
+The parser rejects duplicate keys (the JSON parser would keep the last one silently: a
+second, empty ``"runs"`` made ``reset`` write back a plan with no entries) and the
+non-standard ``NaN``/``Infinity`` tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Callable, Iterable
+from datetime import date
+from typing import Any
+
+STATUSES = ("pending", "running", "done", "error")
+MODES = ("single", "preload", "two_pass")
+PHASE1_MODES = ("auto", *MODES)
+MATERIAL_ACTIONS = ("preload", "two_pass")
+DATA_SOURCE_KINDS = ("databento", "pandas_synthetic")
+DATABENTO_MODES = ("local", "live")
+ASSET_TYPES = ("stock", "future", "cont_future", "forex", "crypto", "index", "option")
+INVARIANTS = ("plot_price", "show_live_equity_curve", "file_logging", "lookbacks_unchanged")
+DECISION_RULE_KEYS = ("min_delta_seconds", "min_delta_percent", "material_action", "why")
+#: Longest run id: ``<id>.preload.stderr.log`` and friends must fit a 255-byte file name.
+MAX_ID_LENGTH = 100
+MAX_SECONDS = 7 * 24 * 3600.0
+MAX_ATTEMPTS = 100
+
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class SchemaError(ValueError):
+    """One problem: where it is (``meta.budget``, ``runs[2] ('wk-1').start``) and what is wrong."""
+
+    def __init__(self, where: str, problem: str) -> None:
+        super().__init__(f"{where}: {problem}")
+
+
+Check = Callable[[Any, str], None]
+
+
+def _describe(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list) else "an object"
+
+
+# -- leaf checks ------------------------------------------------------------------------------
+def number(low: float, high: float, *, low_inclusive: bool = False, integer: bool = False) -> Check:
+    """A finite JSON number (never a boolean) in ``(low, high]`` or ``[low, high]``."""
+    word = "an integer" if integer else "a number"
+    interval = f"{'[' if low_inclusive else '('}{low:g}, {high:g}]"
+
+    def check(value: Any, where: str) -> None:
+        ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
+        if isinstance(value, bool) or not ok_type:
+            raise SchemaError(where, f"must be {word} in {interval}, got {_kind(value)} {_describe(value)}")
+        if not math.isfinite(value) or value > high or value < low or (value == low and not low_inclusive):
+            raise SchemaError(where, f"must be {word} in {interval}, got {value!r}")
+
+    return check
+
+
+def text(*, max_length: int = 4096, pattern: re.Pattern[str] | None = None, choices: Iterable[str] = (),
+         what: str = "") -> Check:
+    """A non-empty string without control characters, matching ``pattern`` as a whole if given."""
+    allowed = tuple(choices)
+
+    def check(value: Any, where: str) -> None:
+        if not isinstance(value, str):
+            raise SchemaError(where, f"must be a string, got {_kind(value)} {_describe(value)}")
+        if allowed and value not in allowed:
+            raise SchemaError(where, f"must be one of {', '.join(allowed)}, got {_describe(value)}")
+        if not value or len(value) > max_length or _CONTROL.search(value):
+            raise SchemaError(where, f"must be 1-{max_length} printable characters, got {_describe(value)}")
+        if pattern is not None and not pattern.fullmatch(value):
+            raise SchemaError(where, f"must be {what or pattern.pattern}, got {_describe(value)}")
+
+    return check
+
+
+def free_text(value: Any, where: str) -> None:
+    """Any string (notes, reasons, time stamps): only its type matters."""
+    if not isinstance(value, str):
+        raise SchemaError(where, f"must be a string, got {_kind(value)} {_describe(value)}")
+
+
+def boolean(value: Any, where: str) -> None:
+    if not isinstance(value, bool):
+        raise SchemaError(where, f"must be true or false, got {_describe(value)}")
+
+
+def anything(value: Any, where: str) -> None:
+    """Kept as it is (a field the supervisor writes and reads back only as a whole)."""
+
+
+def nullable(check: Check) -> Check:
+    def nullable_check(value: Any, where: str) -> None:
+        if value is not None:
+            check(value, where)
+
+    return nullable_check
+
+
+def calendar_date(value: Any, where: str) -> None:
+    """Strictly ``YYYY-MM-DD``: ``date.fromisoformat`` alone also takes ``20240903`` and week dates."""
+    text(max_length=10, pattern=_DATE, what="a date YYYY-MM-DD")(value, where)
+    try:
+        parsed = date.fromisoformat(value)
+    except ValueError:
+        raise SchemaError(where, f"must be a real date YYYY-MM-DD, got {_describe(value)}") from None
+    if not 1970 <= parsed.year <= 2100:
+        raise SchemaError(where, f"must be a date between 1970 and 2100, got {value}")
+
+
+# -- containers -------------------------------------------------------------------------------
+Fields = dict[str, tuple[Check, bool]]
+
+
+def obj(fields: Fields, *, closed: bool = False) -> Check:
+    """An object with these fields (``(check, required)``); ``closed`` refuses unknown keys."""
+
+    def check(value: Any, where: str) -> None:
+        if not isinstance(value, dict):
+            raise SchemaError(where, f"must be an object, got {_kind(value)} {_describe(value)}")
+        for key, (inner, required) in fields.items():
+            if key in value:
+                inner(value[key], f"{where}.{key}" if where else key)
+            elif required:
+                raise SchemaError(f"{where}.{key}" if where else key, "is missing")
+        if closed:
+            unknown = sorted(set(value) - set(fields))
+            if unknown:
+                raise SchemaError(where, f"unknown key {_describe(unknown[0])} (known: {', '.join(fields)})")
+
+    return check
+
+
+def array(item: Check, *, name: Callable[[Any], str] = lambda _item: "") -> Check:
+    def check(value: Any, where: str) -> None:
+        if not isinstance(value, list):
+            raise SchemaError(where, f"must be an array, got {_kind(value)} {_describe(value)}")
+        for index, element in enumerate(value):
+            item(element, f"{where}[{index}]{name(element)}")
+
+    return check
+
+
+def mapping(item: Check) -> Check:
+    """An object whose every value passes ``item`` (``results``: one record per run id)."""
+
+    def check(value: Any, where: str) -> None:
+        if not isinstance(value, dict):
+            raise SchemaError(where, f"must be an object, got {_kind(value)} {_describe(value)}")
+        for key, element in value.items():
+            item(element, f"{where}[{_describe(key)}]")
+
+    return check
+
+
+# -- the plan ---------------------------------------------------------------------------------
+SECONDS = number(0, MAX_SECONDS)
+GRACE = number(0, 3600, low_inclusive=True)
+RUN_ID = text(max_length=MAX_ID_LENGTH, pattern=_ID, what=f"letters, digits, '.', '_' or '-' (at most {MAX_ID_LENGTH})")
+PID = number(1, 2**22, low_inclusive=True, integer=True)
+CREATE_TIME = number(0, 4_102_444_800)  # a Unix time before 2100
+
+OWNER = obj({
+    "token": (text(max_length=64), True),
+    "supervisor_pid": (nullable(PID), False),
+    "supervisor_create_time": (nullable(CREATE_TIME), False),
+    "host": (nullable(text(max_length=255)), False),
+    "worker_pid": (nullable(PID), False),
+    "worker_create_time": (nullable(CREATE_TIME), False),
+})
+
+RUN = obj({
+    "id": (RUN_ID, True),
+    "start": (calendar_date, True),
+    "end": (calendar_date, True),
+    "label": (text(max_length=64), True),
+    "status": (text(choices=STATUSES), True),
+    "timeout_seconds": (SECONDS, False),
+    "attempts": (number(0, 10_000, low_inclusive=True, integer=True), False),
+    "crashes": (number(0, 10_000, low_inclusive=True, integer=True), False),
+    "owner": (nullable(OWNER), False),
+    "note": (free_text, False),
+    "started_utc": (free_text, False),
+    "finished_utc": (free_text, False),
+})
+
+ASSET = obj({
+    "symbol": (text(max_length=32, pattern=re.compile(r"[A-Za-z0-9._/^-]+"), what="a ticker symbol"), True),
+    "type": (text(choices=ASSET_TYPES), False),
+})
+
+DATA_SOURCE = obj({
+    "kind": (text(choices=DATA_SOURCE_KINDS), True),
+    "mode": (text(choices=DATABENTO_MODES), False),
+    "dataset": (text(max_length=64), False),
+    "assets": (array(ASSET), False),
+    "lookback_days": (number(0, 366, low_inclusive=True, integer=True), False),
+})
+
+DECISION_RULE = obj({
+    "min_delta_seconds": (number(0, MAX_SECONDS, low_inclusive=True), False),
+    "min_delta_percent": (number(0, 1000, low_inclusive=True), False),
+    "material_action": (text(choices=MATERIAL_ACTIONS), False),
+    "why": (free_text, False),
+}, closed=True)
+
+META = obj({
+    "profiler": (text(choices=("yappi",)), True),
+    "clock_type": (text(choices=("WALL",)), True),
+    "output_dir": (text(), True),
+    "random_seed_for_selection": (number(0, 2**32 - 1, low_inclusive=True, integer=True), True),
+    "strategy": (text(max_length=1024, pattern=re.compile(r"[^:]+:[A-Za-z_][A-Za-z0-9_]*"),
+                      what="'package.module:ClassName' or 'path/file.py:ClassName'"), True),
+    "strategy_parameters": (obj({}), False),
+    "budget": (number(0, 1e12), False),
+    "data_source": (DATA_SOURCE, True),
+    "cache": (obj({"folder": (text(), False), "policy": (free_text, False)}), False),
+    "timeout_seconds": (SECONDS, False),
+    "max_attempts": (number(1, MAX_ATTEMPTS, low_inclusive=True, integer=True), False),
+    "phase1_mode": (text(choices=PHASE1_MODES), False),
+    "decision_rule": (DECISION_RULE, False),
+})
+
+INVARIANTS_SECTION = obj({key: (boolean, False) for key in INVARIANTS}, closed=True)
+
+_OPTIONAL_NUMBER = nullable(number(-1e15, 1e15, low_inclusive=True))
+_OPTIONAL_TEXT = nullable(free_text)
+RESULT = obj({
+    **{key: (_OPTIONAL_NUMBER, False) for key in (
+        "wall_seconds_total", "wall_seconds_no_download", "cpu_seconds", "preload_seconds", "worker_process_seconds",
+        "peak_rss_mb", "iterations", "bars_served", "history_calls", "attempt", "transient_retries")},
+    **{key: (_OPTIONAL_TEXT, False) for key in (
+        "top_functions_csv", "top_threads_csv", "pstat", "callgrind", "stderr_log", "notes", "git_rev",
+        "timestamp_utc", "label", "start", "end", "status", "cache_state", "error_kind", "phase1_mode")},
+    **{key: (nullable(boolean), False) for key in ("partial", "invariants_hold", "git_dirty")},
+    **{key: (nullable(obj({})), False) for key in ("invariants", "invariants_in_effect", "versions", "warmup")},
+})
+
+HISTORY_ITEM = obj({
+    "id": (free_text, True),
+    "archived_utc": (free_text, False),
+    "status": (free_text, False),
+    "result": (RESULT, False),
+})
+
+PHASE0 = obj({
+    "decision": (text(choices=MODES), True),
+    "reason": (free_text, False),
+    **{key: (_OPTIONAL_NUMBER, False) for key in (
+        "cold_wall_seconds", "warm_wall_seconds", "delta_wall_seconds", "delta_percent")},
+    **{key: (_OPTIONAL_TEXT, False) for key in ("cold_id", "warm_id", "computed_utc")},
+    **{key: (nullable(array(obj({}))), False) for key in ("top_cold", "top_warm", "function_diff")},
+})
+
+
+def _run_name(run: Any) -> str:
+    run_id = run.get("id") if isinstance(run, dict) else None
+    return f" ({_describe(run_id)})" if isinstance(run_id, str) else ""
+
+
+def _results(value: Any, where: str) -> None:
+    """One record per run id, plus the spec's ``_schema`` (field name -> type description)."""
+    mapping(RESULT)({k: v for k, v in value.items() if k != "_schema"} if isinstance(value, dict) else value, where)
+    if isinstance(value, dict) and "_schema" in value:
+        mapping(free_text)(value["_schema"], f"{where}._schema")
+
+
+PLAN = obj({
+    "meta": (META, True),
+    "invariants": (INVARIANTS_SECTION, True),
+    "runs": (array(RUN, name=_run_name), True),
+    "results": (_results, True),
+    "history": (array(HISTORY_ITEM), False),
+    "phase0": (nullable(PHASE0), False),
+})
+
+
+def check_plan(plan: Any) -> None:
+    """Raise :class:`SchemaError` naming the first problem; every valid plan passes unchanged."""
+    if not isinstance(plan, dict):
+        raise SchemaError("plan", "top level must be a JSON object")
+    PLAN(plan, "")
+    seen: set[str] = set()
+    for index, run in enumerate(plan["runs"]):
+        where = f"runs[{index}] ({_describe(run['id'])})"
+        if run["id"] in seen:
+            raise SchemaError(where, "duplicate id")
+        seen.add(run["id"])
+        if run["end"] <= run["start"]:
+            raise SchemaError(
+                where, f"end {run['end']} must be after start {run['start']} (LumiBot stops at midnight starting the end date)"
+            )
+
+
+# -- parsing ----------------------------------------------------------------------------------
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        keys = [key for key, _ in pairs]
+        duplicate = next(key for index, key in enumerate(keys) if key in keys[:index])
+        raise SchemaError("plan", f"duplicate key {_describe(duplicate)} (a JSON parser would silently keep the last one)")
+    return result
+
+
+def _no_constant(token: str) -> Any:
+    raise SchemaError("plan", f"{token} is not a JSON number")
+
+
+def parse(raw: bytes) -> Any:
+    """Decode strict JSON: UTF-8, no duplicate keys, no NaN/Infinity; ValueError with one line if not."""
+    try:
+        return json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_no_constant)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
