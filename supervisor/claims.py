@@ -145,12 +145,13 @@ def recover(store: PlanStore) -> list[str]:
             if run["status"] != "running" or owner_state(run) != DEAD:
                 continue
             record = run.get("owner") or {}
-            killed = []
+            left = ""
             if is_alive(record.get("worker_pid"), record.get("worker_create_time")):
-                killed += reaper.kill_all([psutil.Process(record["worker_pid"])])
-            if record.get("token"):
-                killed += reaper.kill_marked(record["token"])
-            left = f"; its leftover processes {', '.join(map(str, sorted(set(killed))))} killed" if killed else ""
+                reaper.kill_all([psutil.Process(record["worker_pid"])])
+                left += f"; orphaned worker {record['worker_pid']} killed"
+            others = reaper.kill_marked(record["token"]) if record.get("token") else []
+            if others:
+                left += f"; processes it started killed: {', '.join(map(str, sorted(others)))}"
             crashes = int(run.get("crashes", 0)) + 1
             note = f"supervisor {record.get('supervisor_pid')} died while this entry was running{left}"
             run.pop("owner", None)

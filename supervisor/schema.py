@@ -36,7 +36,7 @@ MAX_SECONDS = 7 * 24 * 3600.0
 MAX_ATTEMPTS = 100
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -55,16 +55,17 @@ def _describe(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
+def _got(value: Any) -> str:
+    """``null``, ``true``, or the value's JSON type and (shortened) value."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)
     if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
+        kind = "a number"
+    elif isinstance(value, str):
+        kind = "a string"
+    else:
+        kind = "an array" if isinstance(value, list) else "an object"
+    return f"{kind} {_describe(value)}"
 
 
 # -- leaf checks ------------------------------------------------------------------------------
@@ -76,7 +77,7 @@ def number(low: float, high: float, *, low_inclusive: bool = False, integer: boo
     def check(value: Any, where: str) -> None:
         ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
         if isinstance(value, bool) or not ok_type:
-            raise SchemaError(where, f"must be {word} in {interval}, got {_kind(value)} {_describe(value)}")
+            raise SchemaError(where, f"must be {word} in {interval}, got {_got(value)}")
         if not math.isfinite(value) or value > high or value < low or (value == low and not low_inclusive):
             raise SchemaError(where, f"must be {word} in {interval}, got {value!r}")
 
@@ -90,7 +91,7 @@ def text(*, max_length: int = 4096, pattern: re.Pattern[str] | None = None, choi
 
     def check(value: Any, where: str) -> None:
         if not isinstance(value, str):
-            raise SchemaError(where, f"must be a string, got {_kind(value)} {_describe(value)}")
+            raise SchemaError(where, f"must be a string, got {_got(value)}")
         if allowed and value not in allowed:
             raise SchemaError(where, f"must be one of {', '.join(allowed)}, got {_describe(value)}")
         if not value or len(value) > max_length or _CONTROL.search(value):
@@ -104,7 +105,7 @@ def text(*, max_length: int = 4096, pattern: re.Pattern[str] | None = None, choi
 def free_text(value: Any, where: str) -> None:
     """Any string (notes, reasons, time stamps): only its type matters."""
     if not isinstance(value, str):
-        raise SchemaError(where, f"must be a string, got {_kind(value)} {_describe(value)}")
+        raise SchemaError(where, f"must be a string, got {_got(value)}")
 
 
 def boolean(value: Any, where: str) -> None:
@@ -144,7 +145,7 @@ def obj(fields: Fields, *, closed: bool = False) -> Check:
 
     def check(value: Any, where: str) -> None:
         if not isinstance(value, dict):
-            raise SchemaError(where, f"must be an object, got {_kind(value)} {_describe(value)}")
+            raise SchemaError(where, f"must be an object, got {_got(value)}")
         for key, (inner, required) in fields.items():
             if key in value:
                 inner(value[key], f"{where}.{key}" if where else key)
@@ -161,7 +162,7 @@ def obj(fields: Fields, *, closed: bool = False) -> Check:
 def array(item: Check, *, name: Callable[[Any], str] = lambda _item: "") -> Check:
     def check(value: Any, where: str) -> None:
         if not isinstance(value, list):
-            raise SchemaError(where, f"must be an array, got {_kind(value)} {_describe(value)}")
+            raise SchemaError(where, f"must be an array, got {_got(value)}")
         for index, element in enumerate(value):
             item(element, f"{where}[{index}]{name(element)}")
 
@@ -173,7 +174,7 @@ def mapping(item: Check) -> Check:
 
     def check(value: Any, where: str) -> None:
         if not isinstance(value, dict):
-            raise SchemaError(where, f"must be an object, got {_kind(value)} {_describe(value)}")
+            raise SchemaError(where, f"must be an object, got {_got(value)}")
         for key, element in value.items():
             item(element, f"{where}[{_describe(key)}]")
 

@@ -41,9 +41,8 @@ class StopRequest:
 
     @contextmanager
     def interruptible(self) -> Iterator[None]:
-        """Inside: a stop signal (or one already pending) raises ``KeyboardInterrupt`` at once."""
-        if self.requested:
-            raise KeyboardInterrupt
+        """Inside: a stop signal raises ``KeyboardInterrupt`` at once (one that came earlier is left
+        to the caller, which checks :attr:`requested` before starting anything new)."""
         self._interruptible += 1
         try:
             yield
