@@ -38,7 +38,7 @@ def _duplicate(plan: dict[str, Any]) -> None:
 
 CASES = {
     "invalid JSON": (b'{"meta": {', "not valid JSON"),
-    "unknown status": (mutated(_set_run(2, status="finished")), 'status: must be one of pending, running, done, error, got "finished"'),
+    "unknown status": (mutated(_set_run(2, status="finished")), 'status: must be one of pending, running, done, error'),
     "duplicate ids": (mutated(_duplicate), "duplicate id"),
     "end before start": (
         mutated(_set_run(4, start="2025-03-16", end="2025-03-10")),
@@ -47,7 +47,7 @@ CASES = {
     "unparsable date": (mutated(_set_run(5, start="2025-02-30")), "start: must be a real date YYYY-MM-DD"),
     "missing run field": (mutated(_drop_run_field("end")), '("wk-2025-03-10_03-16").end: is missing'),
     "missing section": (mutated(lambda p: p.pop("invariants")), "invariants: is missing"),
-    "bad timeout": (mutated(lambda p: p["meta"].update(timeout_seconds=-5)), "meta.timeout_seconds: must be a number in (0, 604800]"),
+    "bad timeout": (mutated(lambda p: p["meta"].update(timeout_seconds=-5)), "meta.timeout_seconds: must be a number in"),
     "wrong clock": (mutated(lambda p: p["meta"].update(clock_type="CPU")), "meta.clock_type: must be one of WALL"),
 }
 
