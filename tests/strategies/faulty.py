@@ -112,7 +112,7 @@ class Spawner(Strategy):
             launcher = subprocess.run(
                 [sys.executable, "-c",
                  "import subprocess, sys; p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)'],"
-                 " start_new_session=True); print(p.pid)"],
+                 " start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL); print(p.pid)"],
                 capture_output=True, text=True, check=True,
             )
             Path("children.pids").write_text(f"{own_session.pid} {launcher.stdout.strip()}\n")
