@@ -60,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--grace", type=checked(GRACE, "--grace"), default=10.0, help="seconds a stopped worker gets to save (default 10)"
     )
+    parser.add_argument("--quiet", action="store_true", help="one line per run, no progress display")
+    parser.add_argument(
+        "--progress-interval",
+        type=checked(SECONDS, "--progress-interval"),
+        default=15.0,
+        metavar="S",
+        help="seconds between progress lines when stdout is not a terminal (default 15)",
+    )
     parser.add_argument(
         "--force", metavar="ID", action="append",
         help="reset: take over this running entry although its owner cannot be proven dead (another host, no create time)",
@@ -87,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             from supervisor.status import render_status
 
-            _print(render_status(plan))
+            _print(render_status(plan, store.resolve(plan["meta"]["output_dir"])))
             return 0
         if args.command == "reset":
             from supervisor.status import reset
@@ -110,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             data_mode=args.data_mode,
             mode=args.mode,
             grace=args.grace,
+            quiet=args.quiet,
+            progress_interval=args.progress_interval,
         )
         return Session(store, options, echo=_print).run()
     except PlanError as exc:
@@ -121,7 +131,7 @@ def _report(store: PlanStore, compare: Any) -> int:
     other = PlanStore(compare) if compare else None
     if other is not None:
         other.read()
-    from supervisor.report import write_comparison, write_report
+    from report.write import write_comparison, write_report
 
     try:
         _print(write_comparison(store, other) if other is not None else write_report(store))

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from filelock import FileLock, Timeout
 
-from supervisor.atomicio import atomic_write_bytes
+from common.atomicio import atomic_write_bytes
 from supervisor.schema import STATUSES, SchemaError, check_plan, parse
 
 __all__ = ["PHASE0_LABELS", "STATUSES", "Plan", "PlanError", "PlanStore", "PlanWriteError", "Run", "validate"]

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
+from common.atomicio import atomic_write_bytes
 from supervisor import claims
-from supervisor.atomicio import atomic_write_bytes
 from supervisor.claims import Owner
 from supervisor.plan import PlanStore
 from supervisor.schema import RESULT, SchemaError

@@ -22,8 +22,10 @@ from types import FrameType
 
 import orjson
 
-from worker.isolation import StdoutGuard, prepare_environment, tie_to_parent
+from common.lifetime import tie_to_parent
+from worker.isolation import StdoutGuard, prepare_environment
 from worker.netguard import NetworkGuard
+from worker.progress import ProgressWriter, instrument
 from worker.protocol import Answer, RunSpec
 from worker.subreaper import become_subreaper, end_descendants
 
@@ -56,6 +58,7 @@ class Run:
         self.answer = Answer(id=spec.id, versions=versions())
         self.netguard = NetworkGuard()
         self.profile = WallProfile(enabled=spec.profile)
+        self.progress = ProgressWriter(Path(spec.work_dir), enabled=spec.progress)
         self.started = False
         self._finishing = threading.Lock()
 
@@ -67,6 +70,7 @@ class Run:
         from worker import backtest
 
         spec, answer = self.spec, self.answer
+        self.progress.phase("starting")
         answer.environment = prepare_environment(self.cache_folder)
         if spec.data_source.get("mode", "local") == "local":
             self.netguard.arm()
@@ -74,6 +78,9 @@ class Run:
         prepared = backtest.prepare(spec)
         answer.parameters_hash = backtest.parameters_hash(prepared.parameters)
         self.counter = prepared.counter
+        if spec.progress:
+            instrument(prepared.strategy_class, self.progress)
+        self.progress.phase("backtest")
         self.started = True
         self.profile.start()
         try:
@@ -99,6 +106,7 @@ class Run:
             from worker.profiler import ProfileFiles
 
             self.profile.stop()
+            self.progress.phase("finishing")
             answer.wall_seconds_total = self.profile.wall_seconds
             answer.cpu_seconds = self.profile.cpu_seconds
             try:
