@@ -63,13 +63,14 @@ def tmpfs(tmp_path: Path) -> Iterator[Path]:
 def fill(folder: Path) -> Path:
     """Fill the file system holding ``folder`` until it refuses another byte."""
     filler = folder / "filler"
-    with filler.open("wb") as fh:
-        try:
-            while True:
-                fh.write(b"\0" * 4096)
-                fh.flush()
-        except OSError:
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        while os.write(fd, b"\0" * 4096):
             pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
     return filler
 
 
