@@ -71,10 +71,6 @@ def owner_state(run: Run) -> str:
     return DEAD
 
 
-def owner_alive(run: Run) -> bool:
-    return owner_state(run) == ALIVE
-
-
 @dataclass(frozen=True)
 class Owner:
     """This supervisor process, as recorded in every entry it claims."""
@@ -146,8 +142,7 @@ def recover(store: PlanStore) -> list[str]:
                 continue
             record = run.get("owner") or {}
             left = ""
-            if is_alive(record.get("worker_pid"), record.get("worker_create_time")):
-                reaper.kill_all([psutil.Process(record["worker_pid"])])
+            if is_alive(record.get("worker_pid"), record.get("worker_create_time")) and reaper.kill_pid(record["worker_pid"]):
                 left += f"; orphaned worker {record['worker_pid']} killed"
             others = reaper.kill_marked(record["token"]) if record.get("token") else []
             if others:

@@ -37,8 +37,17 @@ def kill_all(procs: list[psutil.Process]) -> list[int]:
         with contextlib.suppress(psutil.Error):
             proc.kill()
             killed.append(proc.pid)
-    psutil.wait_procs(procs, timeout=5)
+    with contextlib.suppress(psutil.Error):
+        psutil.wait_procs(procs, timeout=5)
     return killed
+
+
+def kill_pid(pid: int) -> bool:
+    """SIGKILL one process whose identity the caller has proven (pid and create time); False if already gone."""
+    try:
+        return bool(kill_all([psutil.Process(pid)]))
+    except psutil.Error:
+        return False
 
 
 def kill_marked(token: str) -> list[int]:

@@ -25,6 +25,7 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_ex
 
 from supervisor import reaper
 from supervisor.owned import fresh_dir
+from supervisor.schema import WORKER_ANSWER, SchemaError
 from worker.protocol import ERROR_KINDS, PROTOCOL_VERSION, REQUIRED_ANSWER_FIELDS, RunSpec
 
 
@@ -109,6 +110,10 @@ def parse_answer(stdout: bytes, size: int | None = None, *, run_id: str) -> tupl
     missing = [f for f in REQUIRED_ANSWER_FIELDS if f not in answer]
     if missing:
         return None, f"worker answer is missing field(s): {', '.join(missing)}"
+    try:
+        WORKER_ANSWER(answer, "answer")
+    except SchemaError as exc:
+        return None, f"worker answer is malformed: {exc}"
     if answer.get("error_kind") not in (None, *ERROR_KINDS):
         return None, f"worker answer has unknown error_kind {answer['error_kind']!r}"
     if answer["protocol"] != PROTOCOL_VERSION:

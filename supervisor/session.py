@@ -271,6 +271,7 @@ class Session:
                 if run["status"] == "error":
                     run["status"] = "pending"
                     run["note"] = f"requeued by --retry-errors {claims.utc_now()}"
+                    run.pop("crashes", None)  # a given-up entry gets its full number of attempts again
 
     def _run_claim(self, claim: Claim, settings: dict[str, Any]) -> str:
         """Run one claimed entry to a final state, in the Phase 1 mode if it is a Phase 1 entry."""

@@ -125,6 +125,8 @@ def test_worker_answers_that_cannot_be_trusted_are_named() -> None:
         json.dumps(good | {"error_kind": "cosmic"}): "unknown error_kind 'cosmic'",
         json.dumps(good | {"protocol": 99}): "protocol 99",
         json.dumps(good | {"id": "other"}): "answered for run 'other'",
+        json.dumps(good | {"wall_seconds_total": "fast"}): "malformed: answer.wall_seconds_total",
+        json.dumps(good | {"files": {"pstat": 5}}): "malformed: answer.files",
     }
     for raw, expected in cases.items():
         answer, problem = parse_answer(raw, run_id="r")
