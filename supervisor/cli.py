@@ -33,9 +33,9 @@ def checked(check: Check, flag: str) -> Callable[[str], float]:
     def convert(raw: str) -> float:
         try:
             value = float(raw)
-            check(value, flag)
+            check(value)
         except ValueError as exc:  # SchemaError is a ValueError
-            message = str(exc) if isinstance(exc, SchemaError) else f"{flag}: not a number: {raw!r}"
+            message = f"{flag}: {exc}" if isinstance(exc, SchemaError) else f"{flag}: not a number: {raw!r}"
             raise argparse.ArgumentTypeError(message) from None
         return value
 

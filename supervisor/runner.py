@@ -111,9 +111,9 @@ def parse_answer(stdout: bytes, size: int | None = None, *, run_id: str) -> tupl
     if missing:
         return None, f"worker answer is missing field(s): {', '.join(missing)}"
     try:
-        WORKER_ANSWER(answer, "answer")
+        WORKER_ANSWER(answer)
     except SchemaError as exc:
-        return None, f"worker answer is malformed: {exc}"
+        return None, f"worker answer is malformed: {exc.within('answer')}"
     if answer.get("error_kind") not in (None, *ERROR_KINDS):
         return None, f"worker answer has unknown error_kind {answer['error_kind']!r}"
     if answer["protocol"] != PROTOCOL_VERSION:

@@ -19,6 +19,7 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
 STATUSES = ("pending", "running", "done", "error")
@@ -41,13 +42,28 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class SchemaError(ValueError):
-    """One problem: where it is (``meta.budget``, ``runs[2] ('wk-1').start``) and what is wrong."""
+    """One problem: where it is (``meta.budget``, ``runs[2] ("wk-1").start``) and what is wrong.
 
-    def __init__(self, where: str, problem: str) -> None:
-        super().__init__(f"{where}: {problem}")
+    Checks raise it with the bare problem; each container on the way up prepends its step, so
+    a path is only ever built for the one value that failed (a 10,000-run plan is checked on
+    every claim: building a path string per value cost more than the checks themselves).
+    """
+
+    def __init__(self, problem: str, steps: tuple[str, ...] = ()) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.steps = steps
+
+    def within(self, step: str) -> SchemaError:
+        return SchemaError(self.problem, (step, *self.steps))
+
+    def __str__(self) -> str:
+        where = "".join(step if step.startswith("[") or not index else f".{step}"
+                        for index, step in enumerate(self.steps))
+        return f"{where}: {self.problem}" if where else self.problem
 
 
-Check = Callable[[Any, str], None]
+Check = Callable[[Any], None]
 
 
 def _describe(value: Any) -> str:
@@ -73,13 +89,13 @@ def number(low: float, high: float, *, low_inclusive: bool = False, integer: boo
     """A finite JSON number (never a boolean) in ``(low, high]`` or ``[low, high]``."""
     word = "an integer" if integer else "a number"
     interval = f"{'[' if low_inclusive else '('}{low:g}, {high:g}]"
+    kinds = int if integer else int | float
 
-    def check(value: Any, where: str) -> None:
-        ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
-        if isinstance(value, bool) or not ok_type:
-            raise SchemaError(where, f"must be {word} in {interval}, got {_got(value)}")
+    def check(value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, kinds):
+            raise SchemaError(f"must be {word} in {interval}, got {_got(value)}")
         if not math.isfinite(value) or value > high or value < low or (value == low and not low_inclusive):
-            raise SchemaError(where, f"must be {word} in {interval}, got {value!r}")
+            raise SchemaError(f"must be {word} in {interval}, got {value!r}")
 
     return check
 
@@ -89,51 +105,63 @@ def text(*, max_length: int = 4096, pattern: re.Pattern[str] | None = None, choi
     """A non-empty string without control characters, matching ``pattern`` as a whole if given."""
     allowed = tuple(choices)
 
-    def check(value: Any, where: str) -> None:
+    def check(value: Any) -> None:
         if not isinstance(value, str):
-            raise SchemaError(where, f"must be a string, got {_got(value)}")
-        if allowed and value not in allowed:
-            raise SchemaError(where, f"must be one of {', '.join(allowed)}, got {_describe(value)}")
+            raise SchemaError(f"must be a string, got {_got(value)}")
+        if allowed:
+            if value in allowed:
+                return
+            raise SchemaError(f"must be one of {', '.join(allowed)}, got {_describe(value)}")
         if not value or len(value) > max_length or _CONTROL.search(value):
-            raise SchemaError(where, f"must be 1-{max_length} printable characters, got {_describe(value)}")
+            raise SchemaError(f"must be 1-{max_length} printable characters, got {_describe(value)}")
         if pattern is not None and not pattern.fullmatch(value):
-            raise SchemaError(where, f"must be {what or pattern.pattern}, got {_describe(value)}")
+            raise SchemaError(f"must be {what or pattern.pattern}, got {_describe(value)}")
 
     return check
 
 
-def free_text(value: Any, where: str) -> None:
+def free_text(value: Any) -> None:
     """Any string (notes, reasons, time stamps): only its type matters."""
     if not isinstance(value, str):
-        raise SchemaError(where, f"must be a string, got {_got(value)}")
+        raise SchemaError(f"must be a string, got {_got(value)}")
 
 
-def boolean(value: Any, where: str) -> None:
+def boolean(value: Any) -> None:
     if not isinstance(value, bool):
-        raise SchemaError(where, f"must be true or false, got {_describe(value)}")
+        raise SchemaError(f"must be true or false, got {_describe(value)}")
 
 
-def anything(value: Any, where: str) -> None:
+def anything(value: Any) -> None:
     """Kept as it is (a field the supervisor writes and reads back only as a whole)."""
 
 
 def nullable(check: Check) -> Check:
-    def nullable_check(value: Any, where: str) -> None:
+    def nullable_check(value: Any) -> None:
         if value is not None:
-            check(value, where)
+            check(value)
 
     return nullable_check
 
 
-def calendar_date(value: Any, where: str) -> None:
-    """Strictly ``YYYY-MM-DD``: ``date.fromisoformat`` alone also takes ``20240903`` and week dates."""
-    text(max_length=10, pattern=_DATE, what="a date YYYY-MM-DD")(value, where)
+_DATE_TEXT = text(max_length=10, pattern=_DATE, what="a date YYYY-MM-DD")
+
+
+@lru_cache(maxsize=4096)
+def _calendar_date(value: str) -> None:
+    _DATE_TEXT(value)
     try:
         parsed = date.fromisoformat(value)
     except ValueError:
-        raise SchemaError(where, f"must be a real date YYYY-MM-DD, got {_describe(value)}") from None
+        raise SchemaError(f"must be a real date YYYY-MM-DD, got {_describe(value)}") from None
     if not 1970 <= parsed.year <= 2100:
-        raise SchemaError(where, f"must be a date between 1970 and 2100, got {value}")
+        raise SchemaError(f"must be a date between 1970 and 2100, got {value}")
+
+
+def calendar_date(value: Any) -> None:
+    """Strictly ``YYYY-MM-DD``: ``date.fromisoformat`` alone also takes ``20240903`` and week dates."""
+    if not isinstance(value, str):
+        raise SchemaError(f"must be a date YYYY-MM-DD, got {_got(value)}")
+    _calendar_date(value)  # plans repeat the same few dates thousands of times
 
 
 # -- containers -------------------------------------------------------------------------------
@@ -142,29 +170,38 @@ Fields = dict[str, tuple[Check, bool]]
 
 def obj(fields: Fields, *, closed: bool = False) -> Check:
     """An object with these fields (``(check, required)``); ``closed`` refuses unknown keys."""
+    known = frozenset(fields)
+    items = tuple((key, inner, required) for key, (inner, required) in fields.items())
 
-    def check(value: Any, where: str) -> None:
+    def check(value: Any) -> None:
         if not isinstance(value, dict):
-            raise SchemaError(where, f"must be an object, got {_got(value)}")
-        for key, (inner, required) in fields.items():
+            raise SchemaError(f"must be an object, got {_got(value)}")
+        for key, inner, required in items:
             if key in value:
-                inner(value[key], f"{where}.{key}" if where else key)
+                try:
+                    inner(value[key])
+                except SchemaError as exc:
+                    raise exc.within(key) from None
             elif required:
-                raise SchemaError(f"{where}.{key}" if where else key, "is missing")
-        if closed:
-            unknown = sorted(set(value) - set(fields))
-            if unknown:
-                raise SchemaError(where, f"unknown key {_describe(unknown[0])} (known: {', '.join(fields)})")
+                raise SchemaError("is missing", (key,))
+        if closed and not known.issuperset(value):
+            unknown = sorted(set(value) - known)
+            raise SchemaError(f"unknown key {_describe(unknown[0])} (known: {', '.join(fields)})")
 
     return check
 
 
 def array(item: Check, *, name: Callable[[Any], str] = lambda _item: "") -> Check:
-    def check(value: Any, where: str) -> None:
+    """A list whose every element passes ``item``; ``name`` labels a failing element (its run id)."""
+
+    def check(value: Any) -> None:
         if not isinstance(value, list):
-            raise SchemaError(where, f"must be an array, got {_got(value)}")
+            raise SchemaError(f"must be an array, got {_got(value)}")
         for index, element in enumerate(value):
-            item(element, f"{where}[{index}]{name(element)}")
+            try:
+                item(element)
+            except SchemaError as exc:
+                raise exc.within(f"[{index}]{name(element)}") from None
 
     return check
 
@@ -172,11 +209,14 @@ def array(item: Check, *, name: Callable[[Any], str] = lambda _item: "") -> Chec
 def mapping(item: Check) -> Check:
     """An object whose every value passes ``item`` (``results``: one record per run id)."""
 
-    def check(value: Any, where: str) -> None:
+    def check(value: Any) -> None:
         if not isinstance(value, dict):
-            raise SchemaError(where, f"must be an object, got {_got(value)}")
+            raise SchemaError(f"must be an object, got {_got(value)}")
         for key, element in value.items():
-            item(element, f"{where}[{_describe(key)}]")
+            try:
+                item(element)
+            except SchemaError as exc:
+                raise exc.within(f"[{_describe(key)}]") from None
 
     return check
 
@@ -304,11 +344,18 @@ def _run_name(run: Any) -> str:
     return f" ({_describe(run_id)})" if isinstance(run_id, str) else ""
 
 
-def _results(value: Any, where: str) -> None:
+_RECORDS = mapping(RESULT)
+_SCHEMA_DESCRIPTION = mapping(free_text)
+
+
+def _results(value: Any) -> None:
     """One record per run id, plus the spec's ``_schema`` (field name -> type description)."""
-    mapping(RESULT)({k: v for k, v in value.items() if k != "_schema"} if isinstance(value, dict) else value, where)
-    if isinstance(value, dict) and "_schema" in value:
-        mapping(free_text)(value["_schema"], f"{where}._schema")
+    _RECORDS({k: v for k, v in value.items() if k != "_schema"} if isinstance(value, dict) else value)
+    if "_schema" in value:
+        try:
+            _SCHEMA_DESCRIPTION(value["_schema"])
+        except SchemaError as exc:
+            raise exc.within("_schema") from None
 
 
 def _plan(results: Check, history: Check) -> Check:
@@ -336,18 +383,18 @@ def check_plan(plan: Any, *, records: bool = True) -> None:
     :data:`PLAN_AFTER_CHANGE`).
     """
     if not isinstance(plan, dict):
-        raise SchemaError("plan", "top level must be a JSON object")
-    (PLAN if records else PLAN_AFTER_CHANGE)(plan, "")
+        raise SchemaError("top level must be a JSON object", ("plan",))
+    (PLAN if records else PLAN_AFTER_CHANGE)(plan)
     seen: set[str] = set()
     for index, run in enumerate(plan["runs"]):
-        where = f"runs[{index}] ({_describe(run['id'])})"
+        problem = ""
         if run["id"] in seen:
-            raise SchemaError(where, "duplicate id")
+            problem = "duplicate id"
+        elif run["end"] <= run["start"]:
+            problem = f"end {run['end']} must be after start {run['start']} (LumiBot stops at midnight starting the end date)"
+        if problem:
+            raise SchemaError(problem, (f"runs[{index}] ({_describe(run['id'])})",))
         seen.add(run["id"])
-        if run["end"] <= run["start"]:
-            raise SchemaError(
-                where, f"end {run['end']} must be after start {run['start']} (LumiBot stops at midnight starting the end date)"
-            )
 
 
 # -- parsing ----------------------------------------------------------------------------------
@@ -356,12 +403,12 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     if len(result) != len(pairs):
         keys = [key for key, _ in pairs]
         duplicate = next(key for index, key in enumerate(keys) if key in keys[:index])
-        raise SchemaError("plan", f"duplicate key {_describe(duplicate)} (a JSON parser would silently keep the last one)")
+        raise SchemaError(f"duplicate key {_describe(duplicate)} (a JSON parser would silently keep the last one)", ("plan",))
     return result
 
 
 def _no_constant(token: str) -> Any:
-    raise SchemaError("plan", f"{token} is not a JSON number")
+    raise SchemaError(f"{token} is not a JSON number", ("plan",))
 
 
 def parse(raw: bytes) -> Any:

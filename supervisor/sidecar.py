@@ -36,7 +36,7 @@ def _load(path: Path) -> dict[str, Any] | None:
         if not (isinstance(doc, dict) and doc.get("status") in claims.FINAL and isinstance(doc.get("id"), str)
                 and isinstance(doc.get("token"), str)):
             return None
-        RESULT(doc.get("result"), "result")
+        RESULT(doc.get("result"))
     except (OSError, ValueError, SchemaError):
         return None
     return doc
