@@ -120,8 +120,18 @@ class PlanStore:
             raise PlanError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
 
     def _parse(self, raw: bytes) -> Plan:
+        """Strict JSON; a file exactly as a supervisor writes it skips the slower duplicate-key parse.
+
+        Re-encoding what orjson read gives back the same bytes only if nothing was lost, so a
+        file a supervisor wrote (and nobody edited) cannot hide a duplicate key.
+        """
         try:
-            plan = parse(raw)
+            try:
+                plan = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                plan = None
+            if plan is None or encode(plan) != raw:
+                plan = parse(raw)  # edited by hand, or broken: the strict parser names the problem
         except SchemaError as exc:
             raise PlanError(f"{self.path}: {exc}") from None
         except ValueError as exc:
