@@ -76,10 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _print(text: str) -> None:
-    """Console output that survives a closed pipe (``status | head -1``): the rest is dropped, not raised."""
+    """Console output that survives a closed pipe (``status | head -1``) or a hung-up terminal (EIO
+    after SIGHUP): the rest of the output is dropped, the work goes on."""
     try:
         print(text, flush=True)
-    except BrokenPipeError:
+    except OSError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail too
 

@@ -300,6 +300,18 @@ def test_status_into_a_closed_pipe_is_quiet(make_plan):
     assert proc.stderr == "", proc.stderr
 
 
+@pytest.mark.slow
+def test_a_closed_console_pipe_does_not_stop_the_queue(make_plan):
+    plan = make_plan([short_run(f"p{i}", "2024-09-03", "2024-09-04") for i in range(2)],
+                     meta={"strategy_parameters": {"sleeptime": "60M"}})
+    proc = subprocess.run(
+        ["bash", "-c", f'"{sys.executable}" -m supervisor --quiet --plan "{plan}" | head -1; echo "rc=${{PIPESTATUS[0]}}"'],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert "rc=0" in proc.stdout and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+    assert [r["status"] for r in load(plan)["runs"]] == ["done", "done"]
+
+
 # -- 10. a stuck entry can be taken over explicitly; exit codes tell the difference -----------------
 @pytest.mark.parametrize("owner", [
     {"host": "container-before-restart"},
