@@ -1,9 +1,12 @@
-"""``profiling_plan.json``: its format, its validation, and the lock around every change.
+"""``profiling_plan.json``: reading it, checking it (rules in :mod:`supervisor.schema`), and the
+lock around every change.
 
 The plan file is the plan, the queue and the results log at once, so every read-modify-write
 happens under an exclusive lock on a sidecar file (``<plan>.lock``; the JSON file itself
 cannot carry the lock because ``os.replace`` swaps its inode) and lands with an atomic
-replace. Readers without the lock always see a whole file.
+replace. Readers without the lock always see a whole file. Whatever goes wrong with the file
+or its folder (not JSON, not a regular file, no permission, disk full) is a one-line
+:class:`PlanError`, never a traceback.
 """
 
 from __future__ import annotations
