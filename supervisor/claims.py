@@ -127,14 +127,23 @@ def owned_by(run: Run, owner: Owner) -> bool:
 DEFAULT_MAX_ATTEMPTS = 3
 
 
-def recover(store: PlanStore) -> list[str]:
+@dataclass(frozen=True)
+class Recovery:
+    """One entry taken back from a dead supervisor: back to ``pending``, or given up as ``error``."""
+
+    run_id: str
+    message: str
+    gave_up: bool
+
+
+def recover(store: PlanStore) -> list[Recovery]:
     """Put entries whose supervisor provably died back to ``pending``, ending their leftovers first.
 
     The orphaned worker is killed only if its pid and create time match the record; anything
     else it started is found by the owner's token in its environment. An entry whose
-    supervisor died ``max_attempts`` times ends in ``error`` instead. Returns one line per entry.
+    supervisor died ``max_attempts`` times ends in ``error`` instead.
     """
-    messages: list[str] = []
+    recovered: list[Recovery] = []
     with store.update() as plan:
         limit = int(plan["meta"].get("max_attempts", DEFAULT_MAX_ATTEMPTS))
         for run in plan["runs"]:
@@ -158,12 +167,12 @@ def recover(store: PlanStore) -> list[str]:
                 run["status"] = "error"
                 run["finished_utc"] = utc_now()
                 plan["results"][run["id"]] = error_result(run, reason)
-                messages.append(f"{run['id']}: error: {reason}")
+                recovered.append(Recovery(run["id"], f"error: {reason}", gave_up=True))
             else:
                 run["status"] = "pending"
                 run["note"] = f"recovered {utc_now()}: {note}"
-                messages.append(f"{run['id']}: {run['note']}")
-    return messages
+                recovered.append(Recovery(run["id"], run["note"], gave_up=False))
+    return recovered
 
 
 @dataclass(frozen=True)

@@ -145,17 +145,20 @@ class Session:
         self.output_dir = self._output_dir(plan)
         self.stop.install()  # from here a signal is a request, honoured between steps
         self._merge_sidecars()
-        for line in claims.recover(self.store):
-            self.echo(f"recovered  {line}")
+        selected = {r["id"] for r in claims.select(plan, self.options.selector)}
+        failures = 0  # entries of the selection that end in error (or unrecorded) in this session
+        for item in claims.recover(self.store):
+            self.echo(f"recovered  {item.run_id}: {item.message}")
+            if item.gave_up and item.run_id in selected:
+                failures += 1
         if self.options.retry_errors:
             self._requeue_errors()
         plan = self.store.read()
         if not self._pending_in_selection(plan):
             self.echo("nothing pending in this selection (see `python -m supervisor status`)")
-            return self._final_code(0)
+            return self._final_code(1 if failures else 0)
         self._check_phase1_can_run(plan)
         settings = self._settings(plan)
-        failures = 0
         try:
             seed = int(plan["meta"]["random_seed_for_selection"])
             self.provider = open_provider(settings, self._output_dir(plan) / "gateway", seed, self.owner.token)

@@ -123,7 +123,7 @@ def test_an_entry_whose_supervisor_keeps_dying_is_given_up_and_only_proven_proce
         entry = running_entry("doomed", worker_pid=stranger.pid, worker_create_time=None) | {"crashes": 2}
         plan = make_plan([entry], meta={"max_attempts": 3})
         proc = supervise(plan, timeout=120)
-        assert "gave up after the supervisor died 3 times" in proc.stdout, proc.stdout + proc.stderr
+        assert proc.returncode == 1 and "gave up after the supervisor died 3 times" in proc.stdout, proc.stdout + proc.stderr
         final = load(plan)
         assert final["runs"][0]["status"] == "error"
         assert "gave up" in final["results"]["doomed"]["notes"]
