@@ -156,13 +156,13 @@ def run_worker(
     t0 = time.perf_counter()
     with stderr_path.open("wb") as stderr, stdout_path.open("wb") as stdout:
         proc = _spawn(cmd, env, work_dir, stdout, stderr)
-        try:
-            on_spawn(proc.pid, psutil.Process(proc.pid).create_time())
-        except psutil.NoSuchProcess:
-            on_spawn(proc.pid, None)
         stdin = orjson.dumps(spec.to_json())
         timed_out = False
         try:
+            try:  # inside the try: if recording the worker fails (plan unwritable), the tree still ends
+                on_spawn(proc.pid, psutil.Process(proc.pid).create_time())
+            except psutil.NoSuchProcess:
+                on_spawn(proc.pid, None)
             with interruptible():
                 try:
                     proc.communicate(stdin, timeout=timeout)
