@@ -25,6 +25,7 @@ class StopRequest:
     def __init__(self) -> None:
         self.signal: signal.Signals | None = None
         self._interruptible = 0
+        self._unanswered = False  # a signal came outside an interruptible section and was not acted on yet
 
     def install(self) -> None:
         for signum in STOP_SIGNALS:
@@ -38,11 +39,15 @@ class StopRequest:
         self.signal = signal.Signals(signum)
         if self._interruptible:
             raise KeyboardInterrupt
+        self._unanswered = True
 
     @contextmanager
     def interruptible(self) -> Iterator[None]:
-        """Inside: a stop signal raises ``KeyboardInterrupt`` at once (one that came earlier is left
-        to the caller, which checks :attr:`requested` before starting anything new)."""
+        """Inside: a stop signal raises ``KeyboardInterrupt`` at once; so does entering it with a
+        signal that arrived just before (between the caller's last check and here)."""
+        if self._unanswered:
+            self._unanswered = False
+            raise KeyboardInterrupt
         self._interruptible += 1
         try:
             yield
