@@ -27,7 +27,7 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see --help)\n")
 
 
-def checked(check: Check, flag: str) -> Callable[[str], float]:
+def checked(check: Check) -> Callable[[str], float]:
     """An argparse type that applies the same schema check as the plan's own field."""
 
     def convert(raw: str) -> float:
@@ -35,7 +35,7 @@ def checked(check: Check, flag: str) -> Callable[[str], float]:
             value = float(raw)
             check(value)
         except ValueError as exc:  # SchemaError is a ValueError
-            message = f"{flag}: {exc}" if isinstance(exc, SchemaError) else f"{flag}: not a number: {raw!r}"
+            message = str(exc) if isinstance(exc, SchemaError) else f"not a number: {raw!r}"  # argparse names the flag
             raise argparse.ArgumentTypeError(message) from None
         return value
 
@@ -51,19 +51,19 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--plan", type=Path, default=Path("profiling_plan.json"), help="plan file (default: %(default)s)")
     parser.add_argument("--only", metavar="SELECTOR", help="phase0, phase1, a label (week, month, ...) or a run id")
     parser.add_argument(
-        "--timeout", type=checked(SECONDS, "--timeout"), help="wall-time limit per run in seconds (overrides the plan)"
+        "--timeout", type=checked(SECONDS), help="wall-time limit per run in seconds (overrides the plan)"
     )
     parser.add_argument("--retry-errors", action="store_true", help="put entries in 'error' back in the queue first")
     parser.add_argument("--data-mode", choices=("local", "live"), help="DataBento mode (overrides meta.data_source.mode)")
     parser.add_argument("--mode", choices=("single", "preload", "two_pass"), help="Phase 1 mode (overrides Phase 0's decision)")
     parser.add_argument("--compare", type=Path, metavar="OTHER_PLAN", help="report: compare with another plan's results")
     parser.add_argument(
-        "--grace", type=checked(GRACE, "--grace"), default=10.0, help="seconds a stopped worker gets to save (default 10)"
+        "--grace", type=checked(GRACE), default=10.0, help="seconds a stopped worker gets to save (default 10)"
     )
     parser.add_argument("--quiet", action="store_true", help="one line per run, no progress display")
     parser.add_argument(
         "--progress-interval",
-        type=checked(SECONDS, "--progress-interval"),
+        type=checked(SECONDS),
         default=15.0,
         metavar="S",
         help="seconds between progress lines when stdout is not a terminal (default 15)",
