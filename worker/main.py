@@ -25,6 +25,7 @@ import orjson
 from common.lifetime import tie_to_parent
 from worker.isolation import StdoutGuard, prepare_environment
 from worker.netguard import NetworkGuard
+from worker.outcome import IterationCounter, counted, portfolio_value, trade_counts
 from worker.protocol import Answer, RunSpec
 
 _VERSIONED = ("lumibot", "yappi", "databento", "pandas", "polars", "numpy")
@@ -56,6 +57,7 @@ class Run:
         self.answer = Answer(id=spec.id, versions=versions())
         self.netguard = NetworkGuard()
         self.profile = WallProfile(enabled=spec.profile)
+        self.iterations = IterationCounter()
         self.started = False
         self._finishing = threading.Lock()
 
@@ -73,6 +75,8 @@ class Run:
         answer.cache_files_before = count_cache_files(self.cache_folder)
         prepared = backtest.prepare(spec)
         answer.parameters_hash = backtest.parameters_hash(prepared.parameters)
+        # Counted the same way with and without yappi, so the cross-check can compare the two passes.
+        prepared.strategy_class = counted(prepared.strategy_class, self.iterations)
         self.counter = prepared.counter
         self.started = True
         self.profile.start()
@@ -81,6 +85,8 @@ class Run:
         finally:
             self.profile.stop()
         answer.invariants_in_effect = backtest.invariants_in_effect(strategy, prepared, Path(spec.work_dir))
+        answer.outcome = {"iterations": self.iterations.count, **trade_counts(Path(spec.work_dir)),
+                          "portfolio_value": portfolio_value(strategy)}
         answer.ok = True
         if prepared.counter.history_calls and not prepared.counter.bars_served:
             answer.ok = False
