@@ -262,11 +262,10 @@ def agreement(rows: Sequence[CrossRow], by: str, sizes: Sequence[int] = (10, 20)
 
 
 def misstated(rows: Sequence[CrossRow], direction: str, n: int = 3) -> list[CrossRow]:
-    """The ``n`` functions yappi gets most wrong one way, by share ratio, wrappers left out."""
+    """The ``n`` functions yappi gets most wrong one way, by the gap between the two shares
+    (a ratio would favour tiny functions just past the noise), wrappers left out."""
     picked = [r for r in rows if r.verdict == direction and not r.wrapper]
-    if direction == OVER:
-        return sorted(picked, key=lambda r: r.inclusive_ratio or math.inf, reverse=True)[:n]
-    return sorted(picked, key=lambda r: r.inclusive_ratio if r.inclusive_ratio is not None else math.inf)[:n]
+    return sorted(picked, key=lambda r: abs((r.yappi_inclusive or 0.0) - r.sampled_inclusive), reverse=True)[:n]
 
 
 # -- the per-run CSV ------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from common.offenders import is_wrapper
 from report.resultset import ResultSet, RunRecord
 from report.scaling import Growth, LineFit, Marginal, fit_line, marginal_costs, robust_line, superlinear
 from report.totals import Aggregate, aggregate, heaviest
+from report.trust import Trust
 
 OUTLIER_FACTOR = 1.5
 """A Phase 1 run is an outlier when it takes over 1.5× what its length predicts: windows of
@@ -112,6 +113,11 @@ class Analysis:
 
     results: ResultSet
     charts: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def trust(self) -> Trust:
+        """The cross-check against unprofiled runs sampled by py-spy."""
+        return Trust(self.results)
 
     @cached_property
     def totals(self) -> list[Aggregate]:
