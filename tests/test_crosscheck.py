@@ -12,6 +12,7 @@ import pytest
 from common import crosscheck as cc
 from common.collapsed import Frame, Stack, parse_line, read_stacks
 from common.flamegraph import render
+from supervisor.crosscheck import DEFAULT_RATE_HZ
 from tests.conftest import load, short_run, supervise, write_plan
 
 EXAMPLE_RUN = "xc-example"
@@ -55,7 +56,7 @@ def test_a_real_window_is_cross_checked(example: tuple[Path, dict[str, Any]]) ->
     assert 1.3 <= result["profiler_overhead_ratio"] <= 5
     measured = result["wall_seconds_total"] / result["unprofiled_wall_seconds"]
     assert result["profiler_overhead_ratio"] == pytest.approx(measured, rel=1e-2)
-    assert result["sampled_samples"] > 50 and result["sampled_rate_hz"] == cc.DEFAULT_RATE_HZ
+    assert result["sampled_samples"] > 50 and result["sampled_rate_hz"] == DEFAULT_RATE_HZ
     for by in ("inclusive", "self"):
         for n in ("top10", "top20"):
             item = result["rank_agreement"][by][n]
