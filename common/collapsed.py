@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 _THREAD = re.compile(r"^thread \((?P<tid>[^)]*)\)(?:: (?P<name>.*))?$")
@@ -41,7 +42,9 @@ class Stack:
     count: int
 
 
+@lru_cache(maxsize=65536)
 def parse_frame(text: str) -> Frame:
+    """Cached: a run's few thousand distinct frames repeat across its stacks."""
     found = _FRAME.match(text)
     if found is None:
         return Frame(text, "", 0)  # e.g. a frame py-spy could not name; kept so the stack stays whole

@@ -279,12 +279,13 @@ class Session:
             why = "; ".join(sampled.notes) or "sampled pass failed"
             return {**crosscheck.not_run(f"failed: {why}"), "sampled_pass": summary}, [f"sampled pass failed: {why}"]
         answer = main.outcome.answer or {}
+        t0 = time.perf_counter()
         fields, notes = crosscheck.compare_passes(
             profiled=answer, sampled=sampled.outcome.answer or {}, funcs_csv=Path(answer["files"]["top_functions_csv"]),
             paths=paths, rate_hz=self.cross_check.rate_hz, run_id=run["id"],
         )
         files = {k: self.store.relative(v) if isinstance(v, Path) else v for k, v in fields.items()}
-        return {**files, "sampled_pass": summary}, notes
+        return {**files, "sampled_pass": {**summary, "compare_seconds": round(time.perf_counter() - t0, 3)}}, notes
 
     def _pass(
         self, plan: Plan, run: Run, settings: dict[str, Any], cache: Path, claim: Claim, *, profile: bool, stem: str,
