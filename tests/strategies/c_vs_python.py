@@ -12,8 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from lumibot.entities import Asset
-from lumibot.strategies import Strategy
+from strategies.mes_momentum import MesMomentum
 
 
 def tiny_step(value: int) -> int:
@@ -37,20 +36,14 @@ def encode_snapshot(payload: dict[str, list[Any]]) -> int:
     return len(json.dumps(payload))
 
 
-class CVsPython(Strategy):
-    parameters: ClassVar[dict[str, Any]] = {
-        "symbol": "MES",
-        "sleeptime": "60M",
-        "json_items": 8_000,
-        "python_calls": 150_000,
-        "plot_price": True,
-        "show_live_equity_curve": True,
-    }
+class CVsPython(MesMomentum):
+    """The example strategy's set-up (MES, its market and cadence) with this module's own iteration."""
+
+    parameters: ClassVar[dict[str, Any]] = {**MesMomentum.parameters, "sleeptime": "60M", "json_items": 8_000,
+                                            "python_calls": 150_000}
 
     def initialize(self) -> None:
-        self.sleeptime = self.parameters["sleeptime"]
-        self.set_market("us_futures")
-        self.asset = Asset(self.parameters["symbol"], asset_type=Asset.AssetType.CONT_FUTURE)
+        super().initialize()
         self.payload = make_payload(int(self.parameters["json_items"]))
 
     def on_trading_iteration(self) -> None:
