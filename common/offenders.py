@@ -37,9 +37,9 @@ WRAPPERS: tuple[Wrapper, ...] = (
         "the worker's bar counter around the data source's own get_historical_prices (which stays listed)",
     ),
     Wrapper(
-        "worker/outcome.py",
-        ("*count_iteration",),
-        "the worker's iteration counter around the strategy's own on_trading_iteration (which stays listed)",
+        "worker/progress.py",
+        ("*counted_iteration",),
+        "the worker's progress counter around the strategy's on_trading_iteration (which stays listed)",
     ),
     Wrapper("*", ("*run_backtest",), "LumiBot's entry point: the whole backtest"),
     Wrapper(

@@ -25,7 +25,8 @@ import orjson
 from common.lifetime import tie_to_parent
 from worker.isolation import StdoutGuard, prepare_environment
 from worker.netguard import NetworkGuard
-from worker.outcome import IterationCounter, counted, portfolio_value, trade_counts
+from worker.outcome import portfolio_value, trade_counts
+from worker.progress import ProgressWriter, instrument
 from worker.protocol import Answer, RunSpec
 
 _VERSIONED = ("lumibot", "yappi", "databento", "pandas", "polars", "numpy")
@@ -57,7 +58,7 @@ class Run:
         self.answer = Answer(id=spec.id, versions=versions())
         self.netguard = NetworkGuard()
         self.profile = WallProfile(enabled=spec.profile)
-        self.iterations = IterationCounter()
+        self.progress = ProgressWriter(Path(spec.work_dir), enabled=spec.progress)
         self.started = False
         self._finishing = threading.Lock()
 
@@ -69,15 +70,17 @@ class Run:
         from worker import backtest
 
         spec, answer = self.spec, self.answer
+        self.progress.phase("starting")
         answer.environment = prepare_environment(self.cache_folder)
         if spec.data_source.get("mode", "local") == "local":
             self.netguard.arm()
         answer.cache_files_before = count_cache_files(self.cache_folder)
         prepared = backtest.prepare(spec)
         answer.parameters_hash = backtest.parameters_hash(prepared.parameters)
-        # Counted the same way with and without yappi, so the cross-check can compare the two passes.
-        prepared.strategy_class = counted(prepared.strategy_class, self.iterations)
         self.counter = prepared.counter
+        if spec.progress:
+            instrument(prepared.strategy_class, self.progress)
+        self.progress.phase("backtest")
         self.started = True
         self.profile.start()
         try:
@@ -85,7 +88,9 @@ class Run:
         finally:
             self.profile.stop()
         answer.invariants_in_effect = backtest.invariants_in_effect(strategy, prepared, Path(spec.work_dir))
-        answer.outcome = {"iterations": self.iterations.count, **trade_counts(Path(spec.work_dir)),
+        # The progress counter counts iterations the same way with and without yappi: the cross-check compares them.
+        iterations = self.progress.iterations if spec.progress else None
+        answer.outcome = {"iterations": iterations, **trade_counts(Path(spec.work_dir)),
                           "portfolio_value": portfolio_value(strategy)}
         answer.ok = True
         if prepared.counter.history_calls and not prepared.counter.bars_served:
@@ -105,6 +110,7 @@ class Run:
             from worker.profiler import ProfileFiles
 
             self.profile.stop()
+            self.progress.phase("finishing")
             answer.wall_seconds_total = self.profile.wall_seconds
             answer.cpu_seconds = self.profile.cpu_seconds
             try:
