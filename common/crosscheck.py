@@ -240,21 +240,22 @@ def spearman(xs: Sequence[float], ys: Sequence[float]) -> float | None:
 
 
 def agreement(rows: Sequence[CrossRow], by: str, sizes: Sequence[int] = (10, 20)) -> dict[str, dict[str, float | int | None]]:
-    """Top-N overlap and Spearman over the union of both top-N sets, wrappers left out.
+    """Top-N overlap and Spearman's rho over the union of both top-N sets, wrappers left out.
 
-    ``by`` is ``inclusive`` or ``self``. Each function's rank is its rank among all compared
-    functions on that side (a function one side never saw ranks last there), so Spearman says
-    whether the functions that matter are ordered alike, not only whether they are present.
+    ``by`` is ``inclusive`` or ``self``. The union's functions are ranked within the union by each
+    measure (ties share their average rank), so a function one side puts far down the list
+    counts as last in the union, not with the weight of its rank among thousands.
     """
     kept = [r for r in rows if not r.wrapper and r.verdict in COMPARED]
     yappi = {(r.module, r.lineno, r.function): (getattr(r, f"yappi_{by}") or 0.0) for r in kept}
     sampled = {(r.module, r.lineno, r.function): getattr(r, f"sampled_{by}") for r in kept}
-    y_rank, s_rank = _ranks(yappi), _ranks(sampled)
     found: dict[str, dict[str, float | int | None]] = {}
     for n in sizes:
-        top_y = set(sorted(yappi, key=lambda k: y_rank[k])[:n])
-        top_s = set(sorted(sampled, key=lambda k: s_rank[k])[:n])
+        top_y = set(sorted(yappi, key=lambda k: yappi[k], reverse=True)[:n])
+        top_s = set(sorted(sampled, key=lambda k: sampled[k], reverse=True)[:n])
         union = sorted(top_y | top_s)
+        y_rank = _ranks({k: yappi[k] for k in union})
+        s_rank = _ranks({k: sampled[k] for k in union})
         rho = spearman([y_rank[k] for k in union], [s_rank[k] for k in union])
         found[f"top{n}"] = {"overlap": len(top_y & top_s), "of": min(n, len(kept)),
                             "spearman": None if rho is None else round(rho, 3)}
