@@ -198,3 +198,17 @@ def test_flame_graph_widths_follow_the_samples() -> None:
         boxes[(title.text or "").split(" (")[0]] = float(rect.get("width", "0"))
     assert boxes["b"] == pytest.approx(3 * boxes["c"], rel=1e-3)
     assert boxes["all samples"] == pytest.approx(boxes["a"], rel=1e-3) == pytest.approx(boxes["b"] + boxes["c"], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_a_backtest_that_differs_without_the_profiler_is_flagged(tmp_path: Path) -> None:
+    meta = {"strategy": "tests.strategies.profile_sensitive:ProfileSensitive"}
+    plan, result = run_plan(tmp_path, "xc-differs", meta)
+    assert result["status"] == "done" and result["cross_check"] == "sampled"
+    assert result["sampled_outcome_matches"] is False
+    assert result["backtest_outcome"]["orders"] == result["sampled_pass"]["outcome"]["orders"] + 1
+    assert "sampled pass's backtest differs from the profiled one: orders" in result["notes"]
+    proc = supervise(plan, "report")
+    assert proc.returncode == 0, proc.stderr
+    trust = (plan.parent / "profiling" / "REPORT.md").read_text().split("## How far to trust these numbers", 1)[1]
+    assert "**no**: see notes" in trust
