@@ -17,6 +17,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 SCRIPTS = (
     "profiler_overhead",
+    "sampled_overhead",
     "progress_overhead",
     "eta_accuracy",
     "supervisor_overhead",

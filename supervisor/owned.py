@@ -30,3 +30,9 @@ def fresh_dir(path: Path) -> Path:
     path.mkdir(parents=True)
     (path / MARKER).touch()
     return path
+
+
+def remove_owned(path: Path) -> None:
+    """Delete ``path`` if this tool created it (marker inside); anything else stays where it is."""
+    if path.is_dir() and not path.is_symlink() and (path / MARKER).is_file():
+        shutil.rmtree(path)

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from supervisor import claims, reaper, sidecar
+from supervisor import claims, crosscheck, reaper, sidecar
 from supervisor.claims import BLOCKED, Claim, Owner
 from supervisor.eta import Estimator
 from supervisor.gitinfo import git_revision
-from supervisor.owned import fresh_dir
+from supervisor.owned import fresh_dir, remove_owned
 from supervisor.phase0 import phase1_mode, summarize
 from supervisor.plan import PHASE0_LABELS, Plan, PlanError, PlanStore, PlanWriteError, Run, phase_of
 from supervisor.progress import Monitor, Watched, choose_display
@@ -106,6 +106,8 @@ class Session:
         self.stop = StopRequest()
         self.unrecorded = 0  # finished runs whose result sits in a sidecar, not yet in the plan
         self.output_dir = Path()
+        self.cross_check = crosscheck.CrossCheckConfig()
+        self.py_spy: tuple[str | None, str | None] = (None, None)
         self.monitor = Monitor(choose_display(options.quiet, options.progress_interval, self.echo))
         self._watching: dict[str, Any] = {}
 
@@ -142,6 +144,12 @@ class Session:
     def run(self) -> int:
         plan = self.store.read()
         claims.select(plan, self.options.selector)  # an unknown selector fails before any change
+        try:
+            self.cross_check = crosscheck.config_from_meta(plan["meta"])
+        except ValueError as exc:
+            raise PlanError(f"{self.store.path}: {exc}") from None
+        if self.cross_check.on:
+            self.py_spy = crosscheck.locate_py_spy(self.cross_check, self.store.folder)
         self.output_dir = self._output_dir(plan)
         self.stop.install()  # from here a signal is a request, honoured between steps
         self._merge_sidecars()
@@ -282,6 +290,7 @@ class Session:
         run = claim.run
         self._watching = self._estimates(plan, run)
         cache = self._cache_folder(plan, run)
+        sampled_cache = self._cache_root(plan) / f"{run['id']}.sampled"
         if run["label"] != PHASE0_LABELS[1]:
             fresh_dir(cache)  # every run but the warm probe starts cold
         mode = None if phase_of(run) == "phase0" else phase1_mode(plan, self.options.mode)
@@ -295,6 +304,8 @@ class Session:
             main, status = first, "error"
             notes.append(f"{mode} pass failed, profiled pass not run")
         else:
+            if self.cross_check.on:  # the state the profiled pass starts from, for the sampled pass
+                crosscheck.prepare_cache(cache, sampled_cache)
             main = self._pass(plan, run, settings, cache, claim, profile=True, stem=run["id"])
             status = main.status
         if mode is not None:
@@ -316,6 +327,10 @@ class Session:
                 if isinstance(result["wall_seconds_total"], float) and isinstance(result["preload_seconds"], float):
                     result["wall_seconds_no_download"] = result["wall_seconds_total"] - result["preload_seconds"]
             result["warmup"] = first.summary(self.store)
+        if status == "done":
+            fields, more_notes = self._cross_check_pass(plan, run, settings, claim, main, sampled_cache)
+            result.update(fields)
+            result["notes"] = "; ".join(n for n in [result["notes"], *more_notes] if n)
         result["entry_seconds"] = round(time.monotonic() - self._watching["began"], 3)
         kept = self._record(run["id"], status, result)
         if kept != "recorded":
@@ -323,12 +338,48 @@ class Session:
         wall = result["wall_seconds_total"]
         wall_text = f"{wall:8.2f} s" if isinstance(wall, float) else "       - s"
         reason = f"  {result['notes']}" if status == "error" else ""
-        self.echo(f"{run['id']:<24} {status:<6} {wall_text}  {result['cache_state']:<5} {mode or ''}{reason}")
+        overhead = result.get("profiler_overhead_ratio")
+        cross = f"  yappi/plain {overhead:.2f}x" if overhead else ("" if status != "done" else f"  {result['cross_check']}")
+        self.echo(f"{run['id']:<24} {status:<6} {wall_text}  {result['cache_state']:<5} {mode or ''}{reason}{cross}")
         if phase_of(run) == "phase0":
             summary = summarize(self.store)
             if summary is not None:
                 self.echo(f"phase0 decision: {summary['decision']} ({summary['reason']})")
         return status
+
+    def _cross_check_pass(
+        self, plan: Plan, run: Run, settings: dict[str, Any], claim: Claim, main: Pass, cache: Path
+    ) -> tuple[dict[str, Any], list[str]]:
+        """Run the window again unprofiled under py-spy and compare; never changes the run's status."""
+        if not self.cross_check.on:
+            return crosscheck.not_run("off"), []
+        py_spy, missing = self.py_spy
+        if py_spy is None:
+            return crosscheck.not_run(f"unavailable: {missing}"), [f"cross-check unavailable: {missing}"]
+        paths = crosscheck.Paths.for_run(self._output_dir(plan), run["id"])
+        for stale in (paths.collapsed, paths.svg, paths.csv, paths.log):
+            stale.unlink(missing_ok=True)
+        sampler = crosscheck.Sampler(py_spy, self.cross_check.rate_hz, paths.collapsed, paths.log)
+        sampled = self._pass(plan, run, settings, cache, claim, profile=False, stem=f"{run['id']}.sampled", sampler=sampler)
+        remove_owned(cache)
+        log = self._stderr_path(self._output_dir(plan), sampled.stem)
+        summary = {**sampled.summary(self.store), "outcome": crosscheck.outcome_of(sampled.outcome.answer or {}),
+                   "stderr_log": self.store.relative(log), "py_spy_log": self.store.relative(paths.log),
+                   "worker_process_seconds": round(sampled.outcome.seconds, 3)}
+        if sampler.problem or not paths.collapsed.exists() or not paths.collapsed.stat().st_size:
+            why = sampler.problem or crosscheck.py_spy_complaint(paths.log) or "py-spy wrote no samples"
+            return {**crosscheck.not_run(f"unavailable: {why}"), "sampled_pass": summary}, [f"cross-check unavailable: {why}"]
+        if sampled.status != "done":
+            why = "; ".join(sampled.notes) or "sampled pass failed"
+            return {**crosscheck.not_run(f"failed: {why}"), "sampled_pass": summary}, [f"sampled pass failed: {why}"]
+        answer = main.outcome.answer or {}
+        t0 = time.perf_counter()
+        fields, notes = crosscheck.compare_passes(
+            profiled=answer, sampled=sampled.outcome.answer or {}, funcs_csv=Path(answer["files"]["top_functions_csv"]),
+            paths=paths, rate_hz=self.cross_check.rate_hz, run_id=run["id"],
+        )
+        files = {k: self.store.relative(v) if isinstance(v, Path) else v for k, v in fields.items()}
+        return {**files, "sampled_pass": {**summary, "compare_seconds": round(time.perf_counter() - t0, 3)}}, notes
 
     def _estimates(self, plan: Plan, run: Run) -> dict[str, Any]:
         """What the progress display needs before the worker says anything: this entry's
@@ -340,7 +391,8 @@ class Session:
                 "began": time.monotonic()}
 
     def _pass(
-        self, plan: Plan, run: Run, settings: dict[str, Any], cache: Path, claim: Claim, *, profile: bool, stem: str
+        self, plan: Plan, run: Run, settings: dict[str, Any], cache: Path, claim: Claim, *, profile: bool, stem: str,
+        sampler: crosscheck.Sampler | None = None,
     ) -> Pass:
         """One worker pass over the entry's dates; transient failures are retried, bounded."""
         assert self.provider is not None
@@ -352,7 +404,7 @@ class Session:
         for attempt in range(1, TRANSIENT_RETRIES + 2):
             token = f"{stem}.{self.owner.token}.{claim.attempt}.{attempt}"
             spec = self._spec(plan, run, settings, cache, profile, stem)
-            outcome, usage = self._spawn(plan, run, spec, token)
+            outcome, usage = self._spawn(plan, run, spec, token, sampler)
             if (outcome.answer or {}).get("error_kind") == "transient" and attempt <= TRANSIENT_RETRIES:
                 retries.append(f"attempt {attempt}: {outcome.problem}")
                 continue
@@ -413,7 +465,9 @@ class Session:
             return self.options.timeout
         return float(run.get("timeout_seconds") or plan["meta"].get("timeout_seconds") or DEFAULT_TIMEOUT)
 
-    def _spawn(self, plan: Plan, run: Run, spec: RunSpec, token: str) -> tuple[Outcome, Usage]:
+    def _spawn(
+        self, plan: Plan, run: Run, spec: RunSpec, token: str, sampler: crosscheck.Sampler | None = None
+    ) -> tuple[Outcome, Usage]:
         assert self.provider is not None
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
@@ -422,6 +476,8 @@ class Session:
 
         def on_spawn(pid: int, create_time: float | None) -> None:
             claims.record_worker(self.store, run["id"], self.owner, pid, create_time)
+            if sampler is not None:
+                sampler.attach(pid)
 
         watched = Watched(run["id"], run["start"], run["end"], Path(spec.work_dir), **self._watching)
         try:
@@ -438,4 +494,7 @@ class Session:
         except Interrupted:
             self._give_back(run["id"], "while its worker ran; worker tree stopped")
             raise KeyboardInterrupt from None
+        finally:
+            if sampler is not None:
+                sampler.finish()
         return outcome, self.provider.usage(token)

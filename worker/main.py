@@ -25,6 +25,7 @@ import orjson
 from common.lifetime import tie_to_parent
 from worker.isolation import StdoutGuard, prepare_environment
 from worker.netguard import NetworkGuard
+from worker.outcome import portfolio_value, trade_counts
 from worker.progress import ProgressWriter, instrument
 from worker.protocol import Answer, RunSpec
 from worker.subreaper import become_subreaper, end_descendants
@@ -88,6 +89,10 @@ class Run:
         finally:
             self.profile.stop()
         answer.invariants_in_effect = backtest.invariants_in_effect(strategy, prepared, Path(spec.work_dir))
+        # The progress counter counts iterations the same way with and without yappi: the cross-check compares them.
+        iterations = self.progress.iterations if spec.progress else None
+        answer.outcome = {"iterations": iterations, **trade_counts(Path(spec.work_dir)),
+                          "portfolio_value": portfolio_value(strategy)}
         answer.ok = True
         if prepared.counter.history_calls and not prepared.counter.bars_served:
             answer.ok = False

@@ -89,6 +89,7 @@ class Answer:
     invariants_in_effect: dict[str, Any] = field(default_factory=dict)
     parameters_hash: str | None = None
     iterations: int | None = None
+    outcome: dict[str, Any] = field(default_factory=dict)
     bars_served: int | None = None
     history_calls: int | None = None
     peak_rss_mb: float | None = None

@@ -13,7 +13,8 @@ from report.sections.runs import MissingRuns, Phase0Section, RunsTable
 from report.sections.scaling import Scaling
 from report.sections.summary import Summary
 from report.sections.threads import Threads
+from report.sections.trust import TrustSection
 
-SECTIONS = (RunsTable, MissingRuns, Phase0Section, AcrossRuns, Scaling, Threads, Invariants, PerRun, LeftOut)
+SECTIONS = (RunsTable, MissingRuns, Phase0Section, AcrossRuns, TrustSection, Scaling, Threads, Invariants, PerRun, LeftOut)
 
 __all__ = ["SECTIONS", "Summary"]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.crosscheck import AGREES, COMPARED
 from report import markdown as md
 from report.analysis import Analysis
 from report.sections.parts import OUTLIERS_ANCHOR, WRAPPERS_ANCHOR, growth_verdict, marginal_phrase, probes, signed
+from report.sections.trust import TRUST_ANCHOR
 
 
 class Summary:
@@ -16,6 +18,7 @@ class Summary:
         paragraphs = [
             f"{self._counts(analysis)} {self._phase0(analysis)}",
             self._where(analysis),
+            self._trust(analysis),
             self._outliers(analysis),
             self._scaling(analysis),
         ]
@@ -79,6 +82,27 @@ class Summary:
             f"by self time (their own code only) they are {by_self}. "
             "Percentages are of the runs' summed wall time."
         )
+
+    @staticmethod
+    def _trust(analysis: Analysis) -> str:
+        """The cross-check in two sentences; the sampled ranking named when it disagrees with yappi's."""
+        trust = analysis.trust
+        if not trust.checked or trust.median_ratio is None:
+            return ""
+        plain = sum(t.plain_wall or 0.0 for t in trust.checked)
+        text = (
+            f"Unprofiled, the {md.plural(len(trust.checked), 'cross-checked run')} took {plain:.1f} s: yappi slowed them "
+            f"a median {trust.median_ratio:.2f}× ([how far to trust these numbers]({TRUST_ANCHOR}))."
+        )
+        pooled = [p for p in trust.pooled("inclusive") if not p.wrapper and p.verdict in COMPARED]
+        by_sampled = pooled[:3]
+        by_yappi = sorted(pooled, key=lambda p: p.yappi, reverse=True)[:3]
+        if [p.key for p in by_sampled] != [p.key for p in by_yappi] or any(p.verdict != AGREES for p in by_sampled):
+            named = md.listing(
+                [f"{md.code(p.short)} ({100 * p.sampled:.1f} % sampled, {100 * p.yappi:.1f} % under yappi)" for p in by_sampled]
+            )
+            text += f" The two measures disagree; by the sampled share the heaviest functions are {named}."
+        return text
 
     @staticmethod
     def _outliers(analysis: Analysis) -> str:
