@@ -25,6 +25,7 @@ from supervisor.phase0 import phase1_mode, summarize
 from supervisor.plan import PHASE0_LABELS, Plan, PlanStore, Run, phase_of
 from supervisor.progress import Monitor, Watched, choose_display
 from supervisor.provider import DataProvider, ProviderError, Usage, open_provider
+from supervisor.repeats import INTERLEAVE, check_repeats, combine, pass_stem, repeats_for
 from supervisor.results import build_result, relative_files
 from supervisor.runner import Interrupted, Outcome, run_worker
 from worker.protocol import RunSpec
@@ -41,6 +42,7 @@ class Options:
     retry_errors: bool = False
     data_mode: str | None = None
     mode: str | None = None
+    repeats: int | None = None
     grace: float = 10.0
     poll_seconds: float = 1.0
     quiet: bool = False
@@ -144,6 +146,7 @@ class Session:
             self.echo("nothing pending in this selection (see `python -m supervisor status`)")
             return 0
         self._check_phase1_can_run(plan)
+        check_repeats(plan["meta"])
         self._install_signals()
         settings = self._settings(plan)
         failures = 0
@@ -158,8 +161,8 @@ class Session:
                     time.sleep(self.options.poll_seconds)
                     continue
                 assert isinstance(claim, Claim)
-                if self._run_claim(claim, settings) != "done":
-                    failures += 1
+                group = [claim, *self._claim_partners(claim)]
+                failures += sum(status != "done" for status in self._run_group(group, settings))
         except KeyboardInterrupt:
             self.echo("interrupted: no entry left running; rerun the same command to continue")
             return 130
@@ -190,26 +193,82 @@ class Session:
                     run["status"] = "pending"
                     run["note"] = f"requeued by --retry-errors {claims.utc_now()}"
 
-    def _run_claim(self, claim: Claim, settings: dict[str, Any]) -> str:
-        """Run one claimed entry to a final state, in the Phase 1 mode if it is a Phase 1 entry."""
+    def _claim_partners(self, first: Claim) -> list[Claim]:
+        """The warm probe goes with the cold one; with repeats, up to INTERLEAVE windows go together."""
         plan = self.store.read()
+        if phase_of(first.run) == "phase0":
+            limit = 1
+        else:
+            limit = INTERLEAVE - 1 if repeats_for(plan, first.run, self.options.repeats) > 1 else 0
+        return claims.claim_beside(self.store, self.options.selector, self.owner, [first], limit) if limit else []
+
+    def _run_group(self, group: list[Claim], settings: dict[str, Any]) -> list[str]:
+        """Pass 1 of every held entry, then pass 2 of each, ...; then one result per entry.
+
+        A failed pass ends its entry's passes (the next would most likely fail the same way),
+        and a warm probe pass never runs on the cache of a cold pass that failed.
+        """
+        plan = self.store.read()
+        counts = {c.run["id"]: repeats_for(plan, c.run, self.options.repeats) for c in group}
+        passes: dict[str, list[dict[str, Any]]] = {c.run["id"]: [] for c in group}
+        failed: set[str] = set()
+        try:
+            for number in range(1, max(counts.values()) + 1):
+                for claim in group:
+                    run_id = claim.run["id"]
+                    if number > counts[run_id] or run_id in failed:
+                        continue
+                    skip = self._cold_pass_failed(claim, group, passes, number)
+                    result = self._one_pass(plan, claim, settings, number, skip)
+                    passes[run_id].append(result)
+                    if result["status"] != "done":
+                        failed.add(run_id)
+        except KeyboardInterrupt:
+            note = f"interrupted {claims.utc_now()}: supervisor stopped by a signal"
+            for claim in group:
+                claims.release(self.store, claim.run["id"], self.owner, note)
+            raise
+        statuses = [self._record(claim, combine(passes[claim.run["id"]])) for claim in group]
+        if any(phase_of(c.run) == "phase0" for c in group):
+            summary = summarize(self.store)
+            if summary is not None:
+                self.echo(f"phase0 decision: {summary['verdict']} -> {summary['decision']} ({summary['reason']})")
+        return statuses
+
+    @staticmethod
+    def _cold_pass_failed(claim: Claim, group: list[Claim], passes: dict[str, list[dict[str, Any]]], number: int) -> str:
+        """For a warm probe pass: why it must not run (its cold pass failed), else ''."""
+        if claim.run["label"] != PHASE0_LABELS[1]:
+            return ""
+        for other in group:
+            if other.run["label"] == PHASE0_LABELS[0]:
+                mine = passes[other.run["id"]]
+                if len(mine) < number or mine[number - 1]["status"] != "done":
+                    return f"cold probe pass {number} failed, so its warm pass did not run"
+        return ""
+
+    def _one_pass(self, plan: Plan, claim: Claim, settings: dict[str, Any], number: int, skip: str) -> dict[str, Any]:
+        """One pass of an entry (with its preload or warm-up pass in those modes), as a result record."""
         run = claim.run
         self._watching = self._estimates(plan, run)
-        cache = self._cache_folder(plan, run)
+        stem = pass_stem(run["id"], number)
+        cache = self._cache_folder(plan, run, number)
         if run["label"] != PHASE0_LABELS[1]:
-            shutil.rmtree(cache, ignore_errors=True)  # every run but the warm probe starts cold
+            shutil.rmtree(cache, ignore_errors=True)  # every pass but a warm probe pass starts cold
         mode = None if phase_of(run) == "phase0" else phase1_mode(plan, self.options.mode)
         extra: dict[str, Any] = {"attempt": claim.attempt, "data_source": dict(settings)}
         notes: list[str] = []
         first: Pass | None = None
-        if mode in ("preload", "two_pass"):
+        if mode in ("preload", "two_pass") and not skip:
             first = self._pass(plan, run, settings, cache, claim, profile=mode == "two_pass",
-                               stem=f"{run['id']}.{'preload' if mode == 'preload' else 'pass1'}")
-        if first is not None and first.status != "done":
+                               stem=f"{stem}.{'preload' if mode == 'preload' else 'pass1'}")
+        if skip:
+            main, status = Pass(stem, Outcome(None, None, 0.0, problem=skip), Usage(), "error", [skip], 0), "error"
+        elif first is not None and first.status != "done":
             main, status = first, "error"
             notes.append(f"{mode} pass failed, profiled pass not run")
         else:
-            main = self._pass(plan, run, settings, cache, claim, profile=True, stem=run["id"])
+            main = self._pass(plan, run, settings, cache, claim, profile=True, stem=stem)
             status = main.status
         if mode is not None:
             extra["phase1_mode"] = mode
@@ -230,19 +289,28 @@ class Session:
                 if isinstance(result["wall_seconds_total"], float) and isinstance(result["preload_seconds"], float):
                     result["wall_seconds_no_download"] = result["wall_seconds_total"] - result["preload_seconds"]
             result["warmup"] = first.summary(self.store)
-        result["entry_seconds"] = round(time.monotonic() - self._watching["began"], 3)
-        if not claims.finish(self.store, run["id"], self.owner, status, result):
-            self.echo(f"{run['id']:<24} lost ownership; result not written (another supervisor recovered it)")
+        result["entry_seconds"] = round(time.monotonic() - self._watching["began"], 3)  # this pass's, start to result
+        self._echo_line(stem, result, mode)
+        return result
+
+    def _record(self, claim: Claim, result: dict[str, Any]) -> str:
+        """Write the entry's combined result, if this supervisor still owns it."""
+        run_id = claim.run["id"]
+        if not claims.finish(self.store, run_id, self.owner, result["status"], result):
+            self.echo(f"{run_id:<24} lost ownership; result not written (another supervisor recovered it)")
             return "lost"
+        spread = result["repeats"]
+        if spread["n"] > 1:
+            walls = spread.get("wall_seconds_total") or {}
+            figure = f"median {walls['median']:.2f} s ({walls['min']:.2f}-{walls['max']:.2f})" if walls else "no pass done"
+            self.echo(f"{run_id:<24} {result['status']:<6} {figure} over {spread['done']} of {spread['n']} passes")
+        return str(result["status"])
+
+    def _echo_line(self, stem: str, result: dict[str, Any], mode: str | None) -> None:
         wall = result["wall_seconds_total"]
         wall_text = f"{wall:8.2f} s" if isinstance(wall, float) else "       - s"
-        reason = f"  {result['notes']}" if status == "error" else ""
-        self.echo(f"{run['id']:<24} {status:<6} {wall_text}  {result['cache_state']:<5} {mode or ''}{reason}")
-        if phase_of(run) == "phase0":
-            summary = summarize(self.store)
-            if summary is not None:
-                self.echo(f"phase0 decision: {summary['decision']} ({summary['reason']})")
-        return status
+        reason = f"  {result['notes']}" if result["status"] == "error" else ""
+        self.echo(f"{stem:<24} {result['status']:<6} {wall_text}  {result['cache_state']:<5} {mode or ''}{reason}")
 
     def _estimates(self, plan: Plan, run: Run) -> dict[str, Any]:
         """What the progress display needs before the worker says anything: this entry's
@@ -290,9 +358,9 @@ class Session:
         return "done", notes
 
     # -- per-run plumbing -----------------------------------------------------------------
-    def _cache_folder(self, plan: Plan, run: Run) -> Path:
-        """Phase 0's two probes share one folder (that is the point); every other run has its own."""
-        key = "phase0" if run["label"] in PHASE0_LABELS else run["id"]
+    def _cache_folder(self, plan: Plan, run: Run, number: int) -> Path:
+        """Pass k of Phase 0's two probes share one folder (that is the point); every other run has its own."""
+        key = pass_stem("phase0", number) if run["label"] in PHASE0_LABELS else run["id"]
         return self._cache_root(plan) / key
 
     @staticmethod

@@ -19,10 +19,12 @@ import time
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import orjson
 
 from common.lifetime import tie_to_parent
+from worker.fingerprint import fingerprint
 from worker.isolation import StdoutGuard, prepare_environment
 from worker.netguard import NetworkGuard
 from worker.progress import ProgressWriter, instrument
@@ -59,6 +61,7 @@ class Run:
         self.profile = WallProfile(enabled=spec.profile)
         self.progress = ProgressWriter(Path(spec.work_dir), enabled=spec.progress)
         self.started = False
+        self.strategy: Any = None
         self._finishing = threading.Lock()
 
     @property
@@ -86,6 +89,7 @@ class Run:
             strategy = backtest.run(prepared, spec)
         finally:
             self.profile.stop()
+        self.strategy = strategy
         answer.invariants_in_effect = backtest.invariants_in_effect(strategy, prepared, Path(spec.work_dir))
         answer.ok = True
         if prepared.counter.history_calls and not prepared.counter.bars_served:
@@ -115,6 +119,8 @@ class Run:
                 answer.ok = False
                 answer.error_kind = answer.error_kind or "backtest"
                 answer.error = answer.error or f"saving the profile failed: {type(exc).__name__}: {exc}"
+            if self.strategy is not None:  # a finished backtest; a partial one has no final state
+                answer.fingerprint = fingerprint(self.strategy, Path(spec.work_dir), answer.iterations)
             counter = getattr(self, "counter", None)
             if counter is not None:
                 answer.bars_served = counter.bars_served

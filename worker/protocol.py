@@ -97,6 +97,7 @@ class Answer:
     network_refused: list[str] = field(default_factory=list)
     cache_files_before: int | None = None
     cache_files_after: int | None = None
+    fingerprint: dict[str, Any] | None = None
     error_kind: str | None = None
     error: str | None = None
     protocol: int = PROTOCOL_VERSION
