@@ -27,6 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retry-errors", action="store_true", help="put entries in 'error' back in the queue first")
     parser.add_argument("--data-mode", choices=("local", "live"), help="DataBento mode (overrides meta.data_source.mode)")
     parser.add_argument("--mode", choices=("single", "preload", "two_pass"), help="Phase 1 mode (overrides Phase 0's decision)")
+    parser.add_argument(
+        "--repeats", type=int, metavar="N", help="fresh worker passes per entry (overrides meta.repeats, meta.phase0_repeats)"
+    )
     parser.add_argument("--compare", type=Path, metavar="OTHER_PLAN", help="report: compare with another plan's results")
     parser.add_argument("--grace", type=float, default=10.0, help="seconds a stopped worker gets to save (default 10)")
     parser.add_argument("--quiet", action="store_true", help="one line per run, no progress display")
@@ -47,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not args.progress_interval > 0:
         print("error: --progress-interval must be a positive number of seconds", file=sys.stderr)
+        return 2
+    if args.repeats is not None and args.repeats < 1:
+        print("error: --repeats must be a whole number >= 1", file=sys.stderr)
         return 2
     try:
         store = PlanStore(args.plan)
@@ -79,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
             retry_errors=args.retry_errors,
             data_mode=args.data_mode,
             mode=args.mode,
+            repeats=args.repeats,
             grace=args.grace,
             quiet=args.quiet,
             progress_interval=args.progress_interval,

@@ -137,6 +137,7 @@ def test_missing_and_failed_runs_still_render(done_plan: Path, tmp_path: Path) -
         "delta_wall_seconds": -5.0,
         "delta_percent": -25.0,
         "function_diff": [{"function": "x.py:1 download", "cold_seconds": 5.5, "warm_seconds": 0.5, "delta_seconds": -5.0}],
+        "verdict": "material",
         "decision": "preload",
         "reason": "warm run took 15.00 s vs cold 20.00 s: +5.00 s saved (+25.0 %)",
     }
@@ -151,7 +152,7 @@ def test_missing_and_failed_runs_still_render(done_plan: Path, tmp_path: Path) -
     assert missing["rp-4d"][2] == "pending" and "not run yet" in missing["rp-4d"][3]
     assert "### rp-1d" in report and "### rp-2d" not in report
     assert "1 done, 1 error and 1 pending" in report
-    assert "**Decision: preload.**" in report and "`x.py:1 download`" in report
+    assert "**Verdict: material; Phase 1 runs preload.**" in report and "`x.py:1 download`" in report
     assert "Phase 1 runs 'preload'" in report
     assert "at least two different lengths" in report
 
