@@ -144,7 +144,8 @@ def transfer_evidence(cold: list[dict[str, Any]], warm: list[dict[str, Any]]) ->
         return statistics.median(p["transfer"][part]["seconds"] for p in passes)
 
     def bars_requests(passes: list[dict[str, Any]]) -> str:
-        counts = [(p.get("gateway_requests_by_schema") or {}).get("ohlcv-1m") for p in passes]
+        by_schema = [p.get("gateway_requests_by_schema") for p in passes]  # None: no gateway counted (live)
+        counts = [c.get("ohlcv-1m", 0) if isinstance(c, dict) else None for c in by_schema]
         return "/".join("?" if c is None else str(c) for c in counts)
 
     return (
