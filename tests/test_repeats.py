@@ -144,7 +144,8 @@ def _compare(plans: dict[str, Any], after: str, before: str) -> str:
 def _verdicts(text: str) -> dict[str, str]:
     """run id -> verdict cell of the per-run table."""
     section = text.split("## Wall time per run", 1)[1].split("\n## ", 1)[0]
-    rows = [line.split("|") for line in section.splitlines() if line.startswith("| ") and not line.startswith(("| run ", "| ---"))]
+    lines = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith(("| run ", "| ---"))]
+    rows = [line.split("|") for line in lines]
     return {cells[1].strip(): cells[6].strip().strip("*") for cells in rows if len(cells) > 7}
 
 
