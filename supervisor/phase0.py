@@ -13,6 +13,7 @@ import statistics
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from common.fingerprints import differences
 from common.offenders import is_wrapper, offenders
 from common.pathdiff import path_split, transfer_seconds
 from common.profiles import diff, read_funcs
@@ -179,6 +180,9 @@ def summarize(store: PlanStore) -> dict[str, Any] | None:
         cold_records = [_pass_record(store, p) for p in cold_passes]
         warm_records = [_pass_record(store, p) for p in warm_passes]
         evidence = transfer_evidence(cold_records, warm_records)
+        changed = differences(cold_result.get("fingerprint"), warm_result.get("fingerprint"))
+        if changed:  # a warm cache that changes what the backtest does is a finding in itself
+            evidence += f"; THE WARM CACHE CHANGED THE BACKTEST'S RESULTS: {', '.join(changed)}"
         summary = {
             "cold_id": cold["id"],
             "warm_id": warm["id"],
@@ -186,6 +190,7 @@ def summarize(store: PlanStore) -> dict[str, Any] | None:
             "cold_passes": cold_records,
             "warm_passes": warm_records,
             "transfer_evidence": evidence,
+            "fingerprint_cold_vs_warm": changed,
             "cold_wall_seconds": round(statistics.median(cold_s), 4),
             "warm_wall_seconds": round(statistics.median(warm_s), 4),
             "round_deltas_seconds": [round(w - c, 4) for c, w in zip(cold_s, warm_s, strict=True)],
