@@ -107,6 +107,8 @@ def judge_single(before: float, after: float, noise_fraction: float | None, sour
         return Verdict(NOT_JUDGED, None, "before is 0 s")
     ratio = after / before
     if noise_fraction is None:
+        if 1 / MIN_FACTOR < ratio < MIN_FACTOR:  # below the smallest change ever called: noise whatever the band
+            return Verdict(WITHIN_NOISE, ratio, f"single runs, no Phase 0 noise band: below the factor {MIN_FACTOR:g}")
         return Verdict(NOT_JUDGED, ratio, "single runs and no Phase 0 noise band to judge them by")
     threshold = max(MIN_FACTOR, 1 + noise_fraction)
     big = ratio >= threshold or ratio <= 1 / threshold

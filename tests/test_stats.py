@@ -46,6 +46,7 @@ def test_a_big_ratio_inside_a_wide_spread_is_noise() -> None:
         (12.5, 0.30, "within noise"),  # 1.25x inside a 30 % band
         (13.0, 0.30, "slower"),  # exactly the band
         (13.0, None, "not judged"),  # single runs and no Phase 0 band
+        (10.9, None, "within noise"),  # ... but below the factor 1.1 nothing is ever a change
     ],
 )
 def test_single_runs_are_judged_by_the_phase0_band(after: float, noise: float | None, word: str) -> None:
