@@ -85,16 +85,21 @@ def _direction(ratio: float) -> str:
     return SLOWER if ratio > 1 else FASTER
 
 
-def judge_repeats(before: Sequence[float], after: Sequence[float]) -> Verdict:
-    """Both sides have repeats: Welch's t-test at 95 % and a factor of at least 1.1."""
+def judge_repeats(before: Sequence[float], after: Sequence[float], tests: int = 1) -> Verdict:
+    """Both sides have repeats: Welch's t-test at 95 % and a factor of at least 1.1.
+
+    ``tests`` is how many such verdicts are drawn at once (a table of functions): the level is
+    divided by it (Bonferroni), or one table of 15 pure-noise rows would call about one a change.
+    """
     b, a = statistics.median(before), statistics.median(after)
     if b <= 0:
         return Verdict(NOT_JUDGED, None, "before median is 0 s")
     ratio = a / b
     p = welch_p(before, after)
+    alpha = ALPHA / tests
     big = ratio >= MIN_FACTOR or ratio <= 1 / MIN_FACTOR
-    word = _direction(ratio) if p < ALPHA and big else WITHIN_NOISE
-    test = f"Welch t-test p={p:.3g} (change needs p<{ALPHA:g} and factor>={MIN_FACTOR:g}; n={len(before)} vs {len(after)})"
+    word = _direction(ratio) if p < alpha and big else WITHIN_NOISE
+    test = f"Welch t-test p={p:.3g} (change needs p<{alpha:.3g} and factor>={MIN_FACTOR:g}; n={len(before)} vs {len(after)})"
     return Verdict(word, ratio, test)
 
 

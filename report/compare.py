@@ -117,7 +117,8 @@ class Comparison:
         for item in ranked:
             b, a = before.get(item.key), after.get(item.key)
             if judged:
-                word = judge_repeats([t.get(item.key, 0.0) for t in passes_b], [t.get(item.key, 0.0) for t in passes_a]).word
+                seconds = [t.get(item.key, 0.0) for t in passes_b], [t.get(item.key, 0.0) for t in passes_a]
+                word = judge_repeats(*seconds, tests=len(ranked)).word
             else:
                 word = "– (single runs)"
             rows.append(
@@ -132,7 +133,8 @@ class Comparison:
             )
         how = (
             f"per function, the same test on its cumulative seconds summed over the runs, pass by pass "
-            f"({len(passes_b)} vs {len(passes_a)} passes)"
+            f"({len(passes_b)} vs {len(passes_a)} passes), at p < 0.05 / {len(ranked)} (Bonferroni: {len(ranked)} "
+            "functions are judged at once)"
             if judged
             else "no per-function verdict: it needs at least two passes of every common run on both sides (`--repeats`)"
         )

@@ -32,6 +32,13 @@ def test_repeats_verdict_at_and_around_the_factor(after: list[float], word: str)
     assert "Welch t-test" in verdict.test and "n=3 vs 3" in verdict.test
 
 
+def test_many_verdicts_at_once_need_a_stricter_level() -> None:
+    before, after = [5.08, 3.54, 4.72], [2.97, 1.83, 2.29]  # one polars function, two sittings (p = 0.026)
+    assert judge_repeats(before, after).word == "faster"
+    verdict = judge_repeats(before, after, tests=15)
+    assert verdict.word == "within noise" and "p<0.00333" in verdict.test
+
+
 def test_a_big_ratio_inside_a_wide_spread_is_noise() -> None:
     verdict = judge_repeats([10.0, 20.0, 5.0], [15.0, 25.0, 8.0])  # 1.5x medians, p far above 0.05
     assert verdict.word == "within noise" and verdict.ratio == pytest.approx(1.5)
