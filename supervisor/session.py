@@ -212,17 +212,19 @@ class Session:
         counts = {c.run["id"]: repeats_for(plan, c.run, self.options.repeats) for c in group}
         passes: dict[str, list[dict[str, Any]]] = {c.run["id"]: [] for c in group}
         failed: set[str] = set()
+        order = [(n, c) for n in range(1, max(counts.values()) + 1) for c in group if n <= counts[c.run["id"]]]
         try:
-            for number in range(1, max(counts.values()) + 1):
-                for claim in group:
-                    run_id = claim.run["id"]
-                    if number > counts[run_id] or run_id in failed:
-                        continue
-                    skip = self._cold_pass_failed(claim, group, passes, number)
-                    result = self._one_pass(plan, claim, settings, number, skip)
-                    passes[run_id].append(result)
-                    if result["status"] != "done":
-                        failed.add(run_id)
+            for index, (number, claim) in enumerate(order):
+                run_id = claim.run["id"]
+                if run_id in failed:
+                    continue
+                later = [c.run for _, c in order[index + 1 :] if c.run["id"] not in failed]
+                self._watching = self._estimates(plan, claim.run, later)
+                skip = self._cold_pass_failed(claim, group, passes, number)
+                result = self._one_pass(plan, claim, settings, number, skip)
+                passes[run_id].append(result)
+                if result["status"] != "done":
+                    failed.add(run_id)
         except KeyboardInterrupt:
             note = f"interrupted {claims.utc_now()}: supervisor stopped by a signal"
             for claim in group:
@@ -250,7 +252,6 @@ class Session:
     def _one_pass(self, plan: Plan, claim: Claim, settings: dict[str, Any], number: int, skip: str) -> dict[str, Any]:
         """One pass of an entry (with its preload or warm-up pass in those modes), as a result record."""
         run = claim.run
-        self._watching = self._estimates(plan, run)
         stem = pass_stem(run["id"], number)
         cache = self._cache_folder(plan, run, number)
         if run["label"] != PHASE0_LABELS[1]:
@@ -312,11 +313,14 @@ class Session:
         reason = f"  {result['notes']}" if result["status"] == "error" else ""
         self.echo(f"{stem:<24} {result['status']:<6} {wall_text}  {result['cache_state']:<5} {mode or ''}{reason}")
 
-    def _estimates(self, plan: Plan, run: Run) -> dict[str, Any]:
-        """What the progress display needs before the worker says anything: this entry's
-        estimate and that of the selection's other pending entries."""
+    def _estimates(self, plan: Plan, run: Run, later: list[Run]) -> dict[str, Any]:
+        """What the progress display needs before the worker says anything: this pass's estimate
+        and that of everything after it (the held entries' ``later`` passes, then each of the
+        selection's other pending entries once per repeat)."""
         estimator = Estimator.from_plan(plan)
-        rest = [r for r in claims.select(plan, self.options.selector) if r["status"] == "pending" and r["id"] != run["id"]]
+        held = {r["id"] for r in (run, *later)}
+        pending = [r for r in claims.select(plan, self.options.selector) if r["status"] == "pending" and r["id"] not in held]
+        rest = later + [r for r in pending for _ in range(repeats_for(plan, r, self.options.repeats))]
         rest_seconds, rest_unknown = estimator.total(rest)
         return {"estimate": estimator.entry(run), "rest_seconds": rest_seconds, "rest_unknown": rest_unknown,
                 "began": time.monotonic()}
