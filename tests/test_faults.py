@@ -77,7 +77,8 @@ def test_racing_supervisors_run_each_entry_exactly_once(make_plan):
     plan = make_plan(runs, meta={"strategy_parameters": {"sleeptime": "60M"}})
     procs = [start_supervisor(plan) for _ in range(3)]
     outputs = [p.communicate(timeout=600) for p in procs]
-    assert all(p.returncode == 0 for p in procs), outputs
+    # 3: this supervisor is done but another still runs an entry; the last one to finish sees all done
+    assert {p.returncode for p in procs} <= {0, 3} and 0 in {p.returncode for p in procs}, outputs
     final = load(plan)
     assert [r["status"] for r in final["runs"]] == ["done"] * 5
     assert [r["attempts"] for r in final["runs"]] == [1] * 5
