@@ -201,22 +201,53 @@ def claim_next(store: PlanStore, selector: str | None, owner: Owner) -> Claim | 
             if not _dependencies_final(plan, run):
                 blocked = True
                 continue
-            attempt = int(run.get("attempts", 0)) + 1
-            run["status"] = "running"
-            run["attempts"] = attempt
-            run["started_utc"] = utc_now()
-            run["owner"] = owner.record()
-            run.pop("note", None)
-            return Claim(run=orjson.loads(orjson.dumps(run)), attempt=attempt)  # no reference into the plan
+            return _take(run, owner)
         return BLOCKED if blocked else None
 
 
-def _dependencies_final(plan: Plan, run: Run) -> bool:
-    """The warm probe runs after the cold one; Phase 1 runs after Phase 0."""
+def claim_beside(store: PlanStore, selector: str | None, owner: Owner, held: list[Claim], limit: int) -> list[Claim]:
+    """Also take up to ``limit`` pending entries of the same phase as ``held``, to interleave their passes.
+
+    An entry whose only unfinished dependency is held by this supervisor may be taken (the
+    warm probe beside the cold one: each warm pass runs right after its cold pass).
+    """
+    claimed: list[Claim] = []
+    with store.update() as plan:
+        wanted = {r["id"] for r in select(plan, selector)}
+        phase = phase_of(held[0].run)
+        for run in plan["runs"]:
+            if len(claimed) >= limit:
+                break
+            if run["id"] not in wanted or run["status"] != "pending" or phase_of(run) != phase:
+                continue
+            ours = {c.run["id"] for c in (*held, *claimed)}
+            if _dependencies_final(plan, run, ours):
+                claimed.append(_take(run, owner))
+    return claimed
+
+
+def _take(run: Run, owner: Owner) -> Claim:
+    attempt = int(run.get("attempts", 0)) + 1
+    run["status"] = "running"
+    run["attempts"] = attempt
+    run["started_utc"] = utc_now()
+    run["owner"] = owner.record()
+    run.pop("note", None)
+    return Claim(run=orjson.loads(orjson.dumps(run)), attempt=attempt)  # no reference into the plan
+
+
+def _dependencies_final(plan: Plan, run: Run, ours: set[str] | None = None) -> bool:
+    """The warm probe runs after the cold one; Phase 1 runs after Phase 0. Entries in ``ours``
+    are held by the asking supervisor, which orders their passes itself."""
+    held = ours or set()
+
+    def final(r: Run) -> bool:
+        return r["status"] in FINAL or r["id"] in held
+
     if run["label"] == PHASE0_LABELS[1]:
-        return all(r["status"] in FINAL for r in plan["runs"] if r["label"] == PHASE0_LABELS[0])
+        return all(final(r) for r in plan["runs"] if r["label"] == PHASE0_LABELS[0])
     if phase_of(run) == "phase1":
-        return all(r["status"] in FINAL for r in plan["runs"] if phase_of(r) == "phase0" and r["status"] != "pending")
+        return all(final(r) for r in plan["runs"] if phase_of(r) == "phase0" and r["status"] != "pending")
     return True
 
 

@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--retry-errors", action="store_true", help="put entries in 'error' back in the queue first")
     parser.add_argument("--data-mode", choices=("local", "live"), help="DataBento mode (overrides meta.data_source.mode)")
     parser.add_argument("--mode", choices=("single", "preload", "two_pass"), help="Phase 1 mode (overrides Phase 0's decision)")
+    parser.add_argument(
+        "--repeats", type=int, metavar="N", help="fresh worker passes per entry (overrides meta.repeats, meta.phase0_repeats)"
+    )
     parser.add_argument("--compare", type=Path, metavar="OTHER_PLAN", help="report: compare with another plan's results")
     parser.add_argument(
         "--grace", type=checked(GRACE), default=10.0, help="seconds a stopped worker gets to save (default 10)"
@@ -90,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.force and args.command != "reset":
         print("error: --force is only for `reset`", file=sys.stderr)
         return 2
+    if args.repeats is not None and args.repeats < 1:
+        print("error: --repeats must be a whole number >= 1", file=sys.stderr)
+        return 2
     try:
         store = PlanStore(args.plan)
         plan = store.read()  # every command rejects a bad plan first, before anything is imported or changed
@@ -118,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             retry_errors=args.retry_errors,
             data_mode=args.data_mode,
             mode=args.mode,
+            repeats=args.repeats,
             grace=args.grace,
             quiet=args.quiet,
             progress_interval=args.progress_interval,

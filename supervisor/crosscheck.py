@@ -22,17 +22,15 @@ from typing import Any
 
 from common import crosscheck as cc
 from common.collapsed import read_stacks
+from common.fingerprints import differences as fingerprint_differences
 from common.flamegraph import write_svg
 from common.profiles import read_funcs
 from supervisor.owned import fresh_dir
 
-MODES = ("sampled", "off")
 DEFAULT_RATE_HZ = 100
 """py-spy's own default. At this rate py-spy slowed the unprofiled backtest by the factor in
 README (``make bench``); at 200 Hz it was 1.21x (truth-facts), and a week at 100 Hz still
 gives a few hundred ticks."""
-
-_OPTIONS = ("mode", "py_spy", "rate_hz")
 
 
 @dataclass(frozen=True)
@@ -50,28 +48,10 @@ class CrossCheckConfig:
 
 
 def config_from_meta(meta: dict[str, Any]) -> CrossCheckConfig:
-    """The one validation of ``meta.cross_check``; raises ValueError naming the bad part."""
+    """``meta.cross_check`` as a config; the plan schema (``supervisor/schema.py``) has checked it."""
     value = meta.get("cross_check", "sampled")
-    options: dict[str, Any]
-    if isinstance(value, str):
-        options = {"mode": value}
-    elif isinstance(value, dict):
-        options = dict(value)
-    else:
-        raise ValueError(f"meta.cross_check must be one of {', '.join(map(repr, MODES))} or an object, got {value!r}")
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise ValueError(f"meta.cross_check has unknown key(s) {', '.join(unknown)} (known: {', '.join(_OPTIONS)})")
-    mode = options.get("mode", "sampled")
-    if mode not in MODES:
-        raise ValueError(f"meta.cross_check.mode must be one of {', '.join(map(repr, MODES))}, got {mode!r}")
-    py_spy = options.get("py_spy")
-    if py_spy is not None and (not isinstance(py_spy, str) or not py_spy):
-        raise ValueError(f"meta.cross_check.py_spy must be a non-empty path, got {py_spy!r}")
-    rate = options.get("rate_hz", DEFAULT_RATE_HZ)
-    if isinstance(rate, bool) or not isinstance(rate, int) or not 1 <= rate <= 1000:
-        raise ValueError(f"meta.cross_check.rate_hz must be a whole number from 1 to 1000, got {rate!r}")
-    return CrossCheckConfig(mode, py_spy, rate)
+    options: dict[str, Any] = {"mode": value} if isinstance(value, str) else dict(value)
+    return CrossCheckConfig(options.get("mode", "sampled"), options.get("py_spy"), int(options.get("rate_hz", DEFAULT_RATE_HZ)))
 
 
 def locate_py_spy(config: CrossCheckConfig, plan_folder: Path) -> tuple[str | None, str | None]:
@@ -176,6 +156,16 @@ EMPTY_FIELDS: dict[str, Any] = {
 }
 
 
+ENTRY_FIELDS = (*EMPTY_FIELDS, "cross_check", "sampled_pass", "backtest_outcome")
+"""Everything the cross-check adds to a result: it runs once per entry, beside pass 1."""
+
+
+def with_cross_check(result: dict[str, Any], first_pass: dict[str, Any]) -> dict[str, Any]:
+    """The entry's combined result with the cross-check made beside its first pass, whichever
+    pass the repeats chose as the median."""
+    return {**result, **{k: first_pass[k] for k in ENTRY_FIELDS if k in first_pass}}
+
+
 def not_run(reason: str) -> dict[str, Any]:
     """The fields of a run whose cross-check did not happen; ``cross_check`` says why."""
     return {**EMPTY_FIELDS, "cross_check": reason}
@@ -195,12 +185,8 @@ def py_spy_complaint(log: Path) -> str | None:
 
 
 def outcome_of(answer: dict[str, Any]) -> dict[str, Any]:
-    """What a pass's backtest did: iterations, orders, fills, final portfolio value."""
-    return {"iterations": answer.get("iterations"), **(answer.get("outcome") or {})}
-
-
-def outcome_differences(profiled: dict[str, Any], sampled: dict[str, Any]) -> list[str]:
-    return [f"{k} {profiled.get(k)} vs {sampled.get(k)}" for k in profiled if profiled.get(k) != sampled.get(k)]
+    """What a pass's backtest did: its fingerprint (iterations, orders, fills, final value, trade-events hash)."""
+    return dict(answer.get("fingerprint") or {})
 
 
 def compare_passes(
@@ -219,7 +205,7 @@ def compare_passes(
     rows = cc.compare(read_funcs(funcs_csv), yappi_wall, sampled_scope)
     cc.write_csv(rows, paths.csv)
     plain_wall = sampled.get("wall_seconds_total")
-    differences = outcome_differences(outcome_of(profiled), outcome_of(sampled))
+    differences = fingerprint_differences(outcome_of(profiled), outcome_of(sampled))
     notes = [f"sampled pass's backtest differs from the profiled one: {', '.join(differences)}"] if differences else []
     fields = {
         "cross_check": "sampled",

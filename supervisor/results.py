@@ -84,6 +84,7 @@ def build_result(
         "network_refused": answer.get("network_refused") or [],
         "cache_files_before": answer.get("cache_files_before"),
         "cache_files_after": answer.get("cache_files_after"),
+        "fingerprint": answer.get("fingerprint"),
     }
     if extra:
         result.update(extra)

@@ -35,6 +35,7 @@ DECISION_RULE_KEYS = ("min_delta_seconds", "min_delta_percent", "material_action
 MAX_ID_LENGTH = 100
 MAX_SECONDS = 7 * 24 * 3600.0
 MAX_ATTEMPTS = 100
+MAX_REPEATS = 100
 
 _ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -272,6 +273,19 @@ DECISION_RULE = obj({
     "why": (free_text, False),
 }, closed=True)
 
+CROSS_CHECK_MODES = ("sampled", "off")
+_CROSS_CHECK_OPTIONS = obj({
+    "mode": (text(choices=CROSS_CHECK_MODES), False),
+    "py_spy": (text(), False),
+    "rate_hz": (number(1, 1000, low_inclusive=True, integer=True), False),
+}, closed=True)
+
+
+def cross_check(value: Any) -> None:
+    """``"sampled"``, ``"off"``, or ``{"mode", "py_spy", "rate_hz"}`` (see supervisor/crosscheck.py)."""
+    (text(choices=CROSS_CHECK_MODES) if isinstance(value, str) else _CROSS_CHECK_OPTIONS)(value)
+
+
 META = obj({
     "profiler": (text(choices=("yappi",)), True),
     "clock_type": (text(choices=("WALL",)), True),
@@ -287,6 +301,9 @@ META = obj({
     "max_attempts": (number(1, MAX_ATTEMPTS, low_inclusive=True, integer=True), False),
     "phase1_mode": (text(choices=PHASE1_MODES), False),
     "decision_rule": (DECISION_RULE, False),
+    "cross_check": (cross_check, False),
+    "repeats": (number(1, MAX_REPEATS, low_inclusive=True, integer=True), False),
+    "phase0_repeats": (number(1, MAX_REPEATS, low_inclusive=True, integer=True), False),
 })
 
 INVARIANTS_SECTION = obj({key: (boolean, False) for key in INVARIANTS}, closed=True)

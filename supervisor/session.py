@@ -23,6 +23,7 @@ from supervisor.phase0 import phase1_mode, summarize
 from supervisor.plan import PHASE0_LABELS, Plan, PlanError, PlanStore, PlanWriteError, Run, phase_of
 from supervisor.progress import Monitor, Watched, choose_display
 from supervisor.provider import DataProvider, ProviderError, Usage, open_provider
+from supervisor.repeats import INTERLEAVE, combine, pass_stem, repeats_for
 from supervisor.results import build_result, error_result, relative_files
 from supervisor.runner import Interrupted, Outcome, run_worker
 from supervisor.stopping import StopRequest
@@ -42,6 +43,7 @@ class Options:
     retry_errors: bool = False
     data_mode: str | None = None
     mode: str | None = None
+    repeats: int | None = None
     grace: float = 10.0
     poll_seconds: float = 1.0
     quiet: bool = False
@@ -144,10 +146,7 @@ class Session:
     def run(self) -> int:
         plan = self.store.read()
         claims.select(plan, self.options.selector)  # an unknown selector fails before any change
-        try:
-            self.cross_check = crosscheck.config_from_meta(plan["meta"])
-        except ValueError as exc:
-            raise PlanError(f"{self.store.path}: {exc}") from None
+        self.cross_check = crosscheck.config_from_meta(plan["meta"])
         if self.cross_check.on:
             self.py_spy = crosscheck.locate_py_spy(self.cross_check, self.store.folder)
         self.output_dir = self._output_dir(plan)
@@ -183,8 +182,8 @@ class Session:
                 if self.stop.requested:
                     self._give_back(claim.run["id"], "before its worker started")
                     break
-                if self._run_safely(claim, settings) != "done":
-                    failures += 1
+                group = [claim, *self._claim_partners(claim)]
+                failures += sum(status != "done" for status in self._run_safely(group, settings))
         except KeyboardInterrupt:
             pass  # a worker was interrupted; its entry was given back (or the console said why not)
         except PlanWriteError as exc:
@@ -222,25 +221,33 @@ class Session:
             return
         self.echo(f"{run_id:<24} {'pending (interrupted ' + when + ')' if released else 'not ours any more'}")
 
-    def _run_safely(self, claim: Claim, settings: dict[str, Any]) -> str:
-        """Run a claimed entry; whatever fails after the claim ends the entry, it never stays ``running``.
+    def _run_safely(self, group: list[Claim], settings: dict[str, Any]) -> list[str]:
+        """Run claimed entries; whatever fails after the claim ends them, none stays ``running``.
 
-        An invalid plan (a hand edit) gives the entry back and stops with exit 2; any other
-        failure records the entry as ``error`` with the reason, so it cannot block the queue.
+        An invalid plan (a hand edit) gives the entries back and stops with exit 2; any other
+        failure records each entry still ours as ``error`` with the reason, so it cannot block the queue.
         """
-        run = claim.run
         try:
-            return self._run_claim(claim, settings)
+            return self._run_group(group, settings)
         except (KeyboardInterrupt, PlanWriteError):
             raise
         except PlanError:
-            self._give_back(run["id"], "because the plan became unreadable")
+            self._give_back_held(group, "because the plan became unreadable")
             raise
         except Exception as exc:
             reason = f"supervisor failed running this entry: {type(exc).__name__}: {exc}".splitlines()[0]
-            self.echo(f"{run['id']:<24} error  {reason}")
-            self._record(run["id"], "error", error_result(run, reason))
-            return "error"
+            for run_id in self._still_ours(group):
+                self.echo(f"{run_id:<24} error  {reason}")
+                self._record(run_id, "error", error_result(claims.find(self.store.read(), run_id), reason))
+            return ["error"] * len(group)
+
+    def _still_ours(self, group: list[Claim]) -> list[str]:
+        plan = self.store.read()
+        return [c.run["id"] for c in group if claims.owned_by(claims.find(plan, c.run["id"]), self.owner)]
+
+    def _give_back_held(self, group: list[Claim], when: str) -> None:
+        for run_id in self._still_ours(group):
+            self._give_back(run_id, when)
 
     def _record(self, run_id: str, status: str, result: dict[str, Any]) -> str:
         """Write the final state; if the plan cannot take it, keep the result in a sidecar.
@@ -284,29 +291,90 @@ class Session:
                     run["note"] = f"requeued by --retry-errors {claims.utc_now()}"
                     run.pop("crashes", None)  # a given-up entry gets its full number of attempts again
 
-    def _run_claim(self, claim: Claim, settings: dict[str, Any]) -> str:
-        """Run one claimed entry to a final state, in the Phase 1 mode if it is a Phase 1 entry."""
+    def _claim_partners(self, first: Claim) -> list[Claim]:
+        """The warm probe goes with the cold one; with repeats, up to INTERLEAVE windows go together."""
         plan = self.store.read()
+        if phase_of(first.run) == "phase0":
+            limit = 1
+        else:
+            limit = INTERLEAVE - 1 if repeats_for(plan, first.run, self.options.repeats) > 1 else 0
+        return claims.claim_beside(self.store, self.options.selector, self.owner, [first], limit) if limit else []
+
+    def _run_group(self, group: list[Claim], settings: dict[str, Any]) -> list[str]:
+        """Pass 1 of every held entry, then pass 2 of each, ...; then one result per entry.
+
+        A failed pass ends its entry's passes (the next would most likely fail the same way),
+        and a warm probe pass never runs on the cache of a cold pass that failed.
+        """
+        plan = self.store.read()
+        counts = {c.run["id"]: repeats_for(plan, c.run, self.options.repeats) for c in group}
+        passes: dict[str, list[dict[str, Any]]] = {c.run["id"]: [] for c in group}
+        failed: set[str] = set()
+        order = [(n, c) for n in range(1, max(counts.values()) + 1) for c in group if n <= counts[c.run["id"]]]
+        try:
+            for index, (number, claim) in enumerate(order):
+                run_id = claim.run["id"]
+                if run_id in failed:
+                    continue
+                if self.stop.requested:
+                    raise KeyboardInterrupt
+                later = [c.run for _, c in order[index + 1 :] if c.run["id"] not in failed]
+                self._watching = self._estimates(plan, claim.run, later)
+                skip = self._cold_pass_failed(claim, group, passes, number)
+                result = self._one_pass(plan, claim, settings, number, skip)
+                passes[run_id].append(result)
+                if result["status"] != "done":
+                    failed.add(run_id)
+        except KeyboardInterrupt:
+            self._give_back_held(group, "between passes")
+            raise
+        statuses = [
+            self._finish_entry(claim, crosscheck.with_cross_check(combine(passes[claim.run["id"]]), passes[claim.run["id"]][0]))
+            for claim in group
+        ]
+        if any(phase_of(c.run) == "phase0" for c in group):
+            summary = summarize(self.store)
+            if summary is not None:
+                self.echo(f"phase0 decision: {summary['verdict']} -> {summary['decision']} ({summary['reason']})")
+        return statuses
+
+    @staticmethod
+    def _cold_pass_failed(claim: Claim, group: list[Claim], passes: dict[str, list[dict[str, Any]]], number: int) -> str:
+        """For a warm probe pass: why it must not run (its cold pass failed), else ''."""
+        if claim.run["label"] != PHASE0_LABELS[1]:
+            return ""
+        for other in group:
+            if other.run["label"] == PHASE0_LABELS[0]:
+                mine = passes[other.run["id"]]
+                if len(mine) < number or mine[number - 1]["status"] != "done":
+                    return f"cold probe pass {number} failed, so its warm pass did not run"
+        return ""
+
+    def _one_pass(self, plan: Plan, claim: Claim, settings: dict[str, Any], number: int, skip: str) -> dict[str, Any]:
+        """One pass of an entry (with its preload or warm-up pass in those modes), as a result record."""
         run = claim.run
-        self._watching = self._estimates(plan, run)
-        cache = self._cache_folder(plan, run)
+        stem = pass_stem(run["id"], number)
+        cache = self._cache_folder(plan, run, number)
         sampled_cache = self._cache_root(plan) / f"{run['id']}.sampled"
+        cross_check = self.cross_check.on and number == 1  # once per entry, beside the pass with the spec's files
         if run["label"] != PHASE0_LABELS[1]:
-            fresh_dir(cache)  # every run but the warm probe starts cold
+            fresh_dir(cache)  # every pass but a warm probe pass starts cold
         mode = None if phase_of(run) == "phase0" else phase1_mode(plan, self.options.mode)
         extra: dict[str, Any] = {"attempt": claim.attempt, "data_source": dict(settings)}
         notes: list[str] = []
         first: Pass | None = None
-        if mode in ("preload", "two_pass"):
+        if mode in ("preload", "two_pass") and not skip:
             first = self._pass(plan, run, settings, cache, claim, profile=mode == "two_pass",
-                               stem=f"{run['id']}.{'preload' if mode == 'preload' else 'pass1'}")
-        if first is not None and first.status != "done":
+                               stem=f"{stem}.{'preload' if mode == 'preload' else 'pass1'}")
+        if skip:
+            main, status = Pass(stem, Outcome(None, None, 0.0, problem=skip), Usage(), "error", [skip], 0), "error"
+        elif first is not None and first.status != "done":
             main, status = first, "error"
             notes.append(f"{mode} pass failed, profiled pass not run")
         else:
-            if self.cross_check.on:  # the state the profiled pass starts from, for the sampled pass
+            if cross_check:  # the state the profiled pass starts from, for the sampled pass
                 crosscheck.prepare_cache(cache, sampled_cache)
-            main = self._pass(plan, run, settings, cache, claim, profile=True, stem=run["id"])
+            main = self._pass(plan, run, settings, cache, claim, profile=True, stem=stem)
             status = main.status
         if mode is not None:
             extra["phase1_mode"] = mode
@@ -327,25 +395,35 @@ class Session:
                 if isinstance(result["wall_seconds_total"], float) and isinstance(result["preload_seconds"], float):
                     result["wall_seconds_no_download"] = result["wall_seconds_total"] - result["preload_seconds"]
             result["warmup"] = first.summary(self.store)
-        if status == "done":
+        if number == 1 and status == "done":
             fields, more_notes = self._cross_check_pass(plan, run, settings, claim, main, sampled_cache)
             result.update(fields)
             result["notes"] = "; ".join(n for n in [result["notes"], *more_notes] if n)
-        result["entry_seconds"] = round(time.monotonic() - self._watching["began"], 3)
-        kept = self._record(run["id"], status, result)
+        result["entry_seconds"] = round(time.monotonic() - self._watching["began"], 3)  # this pass's, start to result
+        self._echo_line(stem, result, mode)
+        return result
+
+    def _finish_entry(self, claim: Claim, result: dict[str, Any]) -> str:
+        """Write the entry's combined result (or keep it in a sidecar) and say the spread of its passes."""
+        run_id = claim.run["id"]
+        kept = self._record(run_id, result["status"], result)
         if kept != "recorded":
             return kept
+        spread = result["repeats"]
+        if spread["n"] > 1:
+            walls = spread.get("wall_seconds_total") or {}
+            figure = f"median {walls['median']:.2f} s ({walls['min']:.2f}-{walls['max']:.2f})" if walls else "no pass done"
+            self.echo(f"{run_id:<24} {result['status']:<6} {figure} over {spread['done']} of {spread['n']} passes")
+        return str(result["status"])
+
+    def _echo_line(self, stem: str, result: dict[str, Any], mode: str | None) -> None:
         wall = result["wall_seconds_total"]
         wall_text = f"{wall:8.2f} s" if isinstance(wall, float) else "       - s"
-        reason = f"  {result['notes']}" if status == "error" else ""
+        reason = f"  {result['notes']}" if result["status"] == "error" else ""
         overhead = result.get("profiler_overhead_ratio")
-        cross = f"  yappi/plain {overhead:.2f}x" if overhead else ("" if status != "done" else f"  {result['cross_check']}")
-        self.echo(f"{run['id']:<24} {status:<6} {wall_text}  {result['cache_state']:<5} {mode or ''}{reason}{cross}")
-        if phase_of(run) == "phase0":
-            summary = summarize(self.store)
-            if summary is not None:
-                self.echo(f"phase0 decision: {summary['decision']} ({summary['reason']})")
-        return status
+        cross = f"  {result['cross_check']}" if "cross_check" in result else ""
+        cross = f"  yappi/plain {overhead:.2f}x" if overhead else cross
+        self.echo(f"{stem:<24} {result['status']:<6} {wall_text}  {result['cache_state']:<5} {mode or ''}{reason}{cross}")
 
     def _cross_check_pass(
         self, plan: Plan, run: Run, settings: dict[str, Any], claim: Claim, main: Pass, cache: Path
@@ -381,11 +459,14 @@ class Session:
         files = {k: self.store.relative(v) if isinstance(v, Path) else v for k, v in fields.items()}
         return {**files, "sampled_pass": {**summary, "compare_seconds": round(time.perf_counter() - t0, 3)}}, notes
 
-    def _estimates(self, plan: Plan, run: Run) -> dict[str, Any]:
-        """What the progress display needs before the worker says anything: this entry's
-        estimate and that of the selection's other pending entries."""
+    def _estimates(self, plan: Plan, run: Run, later: list[Run]) -> dict[str, Any]:
+        """What the progress display needs before the worker says anything: this pass's estimate
+        and that of everything after it (the held entries' ``later`` passes, then each of the
+        selection's other pending entries once per repeat)."""
         estimator = Estimator.from_plan(plan)
-        rest = [r for r in claims.select(plan, self.options.selector) if r["status"] == "pending" and r["id"] != run["id"]]
+        held = {r["id"] for r in (run, *later)}
+        pending = [r for r in claims.select(plan, self.options.selector) if r["status"] == "pending" and r["id"] not in held]
+        rest = later + [r for r in pending for _ in range(repeats_for(plan, r, self.options.repeats))]
         rest_seconds, rest_unknown = estimator.total(rest)
         return {"estimate": estimator.entry(run), "rest_seconds": rest_seconds, "rest_unknown": rest_unknown,
                 "began": time.monotonic()}
@@ -428,9 +509,9 @@ class Session:
         return "done", notes
 
     # -- per-run plumbing -----------------------------------------------------------------
-    def _cache_folder(self, plan: Plan, run: Run) -> Path:
-        """Phase 0's two probes share one folder (that is the point); every other run has its own."""
-        key = "phase0" if run["label"] in PHASE0_LABELS else run["id"]
+    def _cache_folder(self, plan: Plan, run: Run, number: int) -> Path:
+        """Pass k of Phase 0's two probes share one folder (that is the point); every other run has its own."""
+        key = pass_stem("phase0", number) if run["label"] in PHASE0_LABELS else run["id"]
         return self._cache_root(plan) / key
 
     @staticmethod

@@ -19,13 +19,14 @@ import time
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import orjson
 
 from common.lifetime import tie_to_parent
+from worker.fingerprint import fingerprint
 from worker.isolation import StdoutGuard, prepare_environment
 from worker.netguard import NetworkGuard
-from worker.outcome import portfolio_value, trade_counts
 from worker.progress import ProgressWriter, instrument
 from worker.protocol import Answer, RunSpec
 from worker.subreaper import become_subreaper, end_descendants
@@ -61,6 +62,7 @@ class Run:
         self.profile = WallProfile(enabled=spec.profile)
         self.progress = ProgressWriter(Path(spec.work_dir), enabled=spec.progress)
         self.started = False
+        self.strategy: Any = None
         self._finishing = threading.Lock()
 
     @property
@@ -88,11 +90,8 @@ class Run:
             strategy = backtest.run(prepared, spec)
         finally:
             self.profile.stop()
+        self.strategy = strategy
         answer.invariants_in_effect = backtest.invariants_in_effect(strategy, prepared, Path(spec.work_dir))
-        # The progress counter counts iterations the same way with and without yappi: the cross-check compares them.
-        iterations = self.progress.iterations if spec.progress else None
-        answer.outcome = {"iterations": iterations, **trade_counts(Path(spec.work_dir)),
-                          "portfolio_value": portfolio_value(strategy)}
         answer.ok = True
         if prepared.counter.history_calls and not prepared.counter.bars_served:
             answer.ok = False
@@ -121,6 +120,11 @@ class Run:
                 answer.ok = False
                 answer.error_kind = answer.error_kind or "backtest"
                 answer.error = answer.error or f"saving the profile failed: {type(exc).__name__}: {exc}"
+            if self.strategy is not None:  # a finished backtest; a partial one has no final state
+                # The progress counter counts iterations the same way with and without yappi, so a
+                # profiled and an unprofiled pass of one window fingerprint alike.
+                counted = self.progress.iterations if spec.progress else answer.iterations
+                answer.fingerprint = fingerprint(self.strategy, Path(spec.work_dir), counted)
             counter = getattr(self, "counter", None)
             if counter is not None:
                 answer.bars_served = counter.bars_served

@@ -89,7 +89,6 @@ class Answer:
     invariants_in_effect: dict[str, Any] = field(default_factory=dict)
     parameters_hash: str | None = None
     iterations: int | None = None
-    outcome: dict[str, Any] = field(default_factory=dict)
     bars_served: int | None = None
     history_calls: int | None = None
     peak_rss_mb: float | None = None
@@ -98,6 +97,7 @@ class Answer:
     network_refused: list[str] = field(default_factory=list)
     cache_files_before: int | None = None
     cache_files_after: int | None = None
+    fingerprint: dict[str, Any] | None = None
     error_kind: str | None = None
     error: str | None = None
     protocol: int = PROTOCOL_VERSION

@@ -49,10 +49,13 @@ class Summary:
     def _phase0(analysis: Analysis) -> str:
         summary = analysis.results.plan.get("phase0")
         if isinstance(summary, dict) and summary.get("cold_wall_seconds") is not None:
+            band = summary.get("noise_band_seconds")
+            noise = f"noise band {md.wall(band)} s" if band is not None else "noise not measured"
             return (
                 f"In Phase 0 the cold-cache probe took {md.wall(summary.get('cold_wall_seconds'))} s and the warm one "
-                f"{md.wall(summary.get('warm_wall_seconds'))} s (warm − cold = {signed(summary.get('delta_wall_seconds'))} s, "
-                f"{signed(summary.get('delta_percent'), 1)} %), so Phase 1 runs '{summary.get('decision', '?')}'."
+                f"{md.wall(summary.get('warm_wall_seconds'))} s (medians of {summary.get('repeats', 1)} interleaved rounds; "
+                f"warm − cold = {signed(summary.get('delta_wall_seconds'))} s, {signed(summary.get('delta_percent'), 1)} %, "
+                f"{noise}): the cache effect is {summary.get('verdict', '?')}, so Phase 1 runs '{summary.get('decision', '?')}'."
             )
         cold, warm = probes(analysis)
         if cold and warm and cold.wall is not None and warm.wall is not None:
