@@ -27,6 +27,11 @@ TRANSFER_PARTS = {
 }
 
 
+MIN_SLOWER_SECONDS = 0.001
+"""A function listed as "same calls, slower" gained at least 1 ms of self time: below that the
+rows are rounding (figures are kept to 0.1 ms) and yappi's own jitter."""
+
+
 @dataclass(frozen=True)
 class PathSplit:
     changed_calls: list[dict[str, Any]]
@@ -62,7 +67,7 @@ def path_split(before: list[FuncRow], after: list[FuncRow], n: int = TOP) -> Pat
     changed = [(old.get(k), new.get(k)) for k in old.keys() | new.keys() if calls(old.get(k)) != calls(new.get(k))]
     changed.sort(key=moved, reverse=True)
     same = [(old[k], new[k]) for k in old.keys() & new.keys() if calls(old[k]) == calls(new[k])]
-    same = [(b, a) for b, a in same if a.self_time > b.self_time]
+    same = [(b, a) for b, a in same if a.self_time - b.self_time >= MIN_SLOWER_SECONDS]
     same.sort(key=lambda pair: pair[1].self_time - pair[0].self_time, reverse=True)
     return PathSplit([_row(b, a) for b, a in changed[:n]], [_row(b, a) for b, a in same[:n]])
 
