@@ -19,6 +19,7 @@ import orjson
 from filelock import FileLock, Timeout
 
 from supervisor.atomicio import atomic_write_bytes
+from worker import options
 
 STATUSES = ("pending", "running", "done", "error")
 PHASE0_LABELS = ("cache_probe_cold", "cache_probe_warm")
@@ -63,6 +64,10 @@ def validate(plan: Any, source: str = "plan") -> None:
     if ":" not in str(meta["strategy"]):
         raise PlanError(f"{source}: meta.strategy must look like 'package.module:ClassName'")
     _positive(meta.get("timeout_seconds", 1), f"{source}: meta.timeout_seconds")
+    try:
+        options.check(meta.get("backtest_options"), local=meta["data_source"].get("mode", "local") == "local")
+    except options.OptionsError as exc:
+        raise PlanError(f"{source}: {exc}") from None
     seen: set[str] = set()
     for index, run in enumerate(plan["runs"]):
         where = f"{source}: runs[{index}]"

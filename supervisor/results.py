@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from supervisor.claims import utc_now
-from supervisor.plan import PlanStore
+from supervisor.plan import PlanStore, run_dates
 from supervisor.runner import Outcome
 
 SCHEMA_FIELDS = (
@@ -29,6 +29,37 @@ SCHEMA_FIELDS = (
 def invariants_hold(asked: dict[str, Any], in_effect: dict[str, Any]) -> bool:
     """Every invariant the plan sets was observed with the same value in the finished run."""
     return bool(in_effect) and all(in_effect.get(k) == v for k, v in asked.items())
+
+
+#: A run whose iterations exceed this multiple of what its sleeptime allows is flagged.
+ITERATIONS_ABOVE_SLEEPTIME = 2.0
+
+
+def iterations_expected_at_most(run: dict[str, Any], sleeptime_seconds: Any) -> int | None:
+    """At most one iteration per sleeptime of calendar time between the run's start and end dates."""
+    if not isinstance(sleeptime_seconds, int | float) or sleeptime_seconds <= 0:
+        return None
+    start, end = run_dates(run)
+    return int((end - start).total_seconds() // sleeptime_seconds) + 1
+
+
+def iteration_warning(iterations: Any, expected: int | None, sleeptime: Any) -> str | None:
+    """One line when a run iterated far more often than its sleeptime implies.
+
+    LumiBot iterates on every bar when it has only minute data for a daily sleeptime, which
+    multiplies the run's time by hundreds; the profile is then of a run the user did not mean.
+    """
+    if not isinstance(iterations, int) or expected is None or iterations <= ITERATIONS_ABOVE_SLEEPTIME * expected:
+        return None
+    return (f"{iterations} iterations, far above the at most {expected} that sleeptime {sleeptime!r} allows "
+            f"over this window (LumiBot iterates on every bar when the data is finer than the sleeptime)")
+
+
+#: Said of every partial profile, since neither fact shows in the files themselves.
+PARTIAL_NOTE = (
+    "partial profile: yappi was stopped mid-run, so functions still running then (run_backtest, a thread's loop, "
+    "the call that hung) show 0 s or are absent, and the phase split is not available"
+)
 
 
 def relative_files(store: PlanStore, answer: dict[str, Any]) -> dict[str, str]:
@@ -50,6 +81,8 @@ def build_result(
     answer = outcome.answer or {}
     files = relative_files(store, answer)
     in_effect = answer.get("invariants_in_effect") or {}
+    expected = iterations_expected_at_most(run, answer.get("sleeptime_seconds"))
+    warning = iteration_warning(answer.get("iterations"), expected, answer.get("sleeptime"))
     result: dict[str, Any] = {
         "wall_seconds_total": answer.get("wall_seconds_total"),
         "wall_seconds_no_download": None,
@@ -58,7 +91,7 @@ def build_result(
         "top_threads_csv": files.get("top_threads_csv"),
         "git_rev": git[0],
         "timestamp_utc": utc_now(),
-        "notes": "; ".join(n for n in notes if n),
+        "notes": "; ".join(n for n in [*notes, warning, PARTIAL_NOTE if answer.get("partial") else None] if n),
         "git_dirty": git[1],
         "status": None,
         "label": run["label"],
@@ -73,8 +106,17 @@ def build_result(
         "worker_pid": outcome.pid,
         "error_kind": answer.get("error_kind"),
         "iterations": answer.get("iterations"),
+        "sleeptime": answer.get("sleeptime"),
+        "iterations_expected_at_most": expected,
         "bars_served": answer.get("bars_served"),
         "history_calls": answer.get("history_calls"),
+        "internal_bars_served": answer.get("internal_bars_served"),
+        "internal_history_calls": answer.get("internal_history_calls"),
+        "phases": answer.get("phases"),
+        "lumibot_outputs": [store.relative(Path(p)) for p in answer.get("lumibot_outputs") or []],
+        "backtest_options": answer.get("backtest_options") or {},
+        "browser": answer.get("browser") or {},
+        "machine": outcome.machine,
         "peak_rss_mb": answer.get("peak_rss_mb"),
         "parameters_hash": answer.get("parameters_hash"),
         "invariants": dict(invariants),

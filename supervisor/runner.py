@@ -23,6 +23,7 @@ import orjson
 import psutil
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from supervisor.machine import MachineWatch
 from worker.protocol import ERROR_KINDS, PROTOCOL_VERSION, REQUIRED_ANSWER_FIELDS, RunSpec
 
 
@@ -36,6 +37,7 @@ class Outcome:
     pid: int | None = None
     timed_out: bool = False
     problem: str | None = None
+    machine: dict[str, Any] | None = None
 
 
 class Interrupted(Exception):
@@ -77,13 +79,18 @@ def kill_tree(proc: subprocess.Popen[bytes], grace: float, first: signal.Signals
     if tree and grace > 0:
         with contextlib.suppress(psutil.NoSuchProcess):
             tree[0].send_signal(first)
-        psutil.wait_procs(tree[:1], timeout=grace)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace)
     for p in tree:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    psutil.wait_procs(tree, timeout=5)
+    # The worker itself is reaped by Popen, never by psutil: a child reaped elsewhere reads as
+    # exit code 0 to Popen, which would record a timed-out worker as a clean exit.
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+    psutil.wait_procs(tree[1:], timeout=5)
 
 
 def parse_answer(stdout: bytes, run_id: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -125,6 +132,7 @@ def run_worker(
     shutil.rmtree(work_dir, ignore_errors=True)  # LumiBot's ./logs of an earlier attempt would mislead
     work_dir.mkdir(parents=True)
     stderr_path.parent.mkdir(parents=True, exist_ok=True)
+    watch = MachineWatch()
     t0 = time.perf_counter()
     with stderr_path.open("wb") as stderr:
         proc = _spawn(cmd, env, work_dir, stderr)
@@ -148,7 +156,8 @@ def run_worker(
             kill_tree(proc, 0)  # also reaps anything the worker left in its process group
     seconds = time.perf_counter() - t0
     answer, problem = parse_answer(stdout, spec.id)
-    outcome = Outcome(answer, proc.returncode, seconds, pid=proc.pid, timed_out=timed_out, problem=problem)
+    outcome = Outcome(answer, proc.returncode, seconds, pid=proc.pid, timed_out=timed_out, problem=problem,
+                      machine=watch.finish())
     if timed_out:
         outcome.problem = f"timeout after {timeout:g} s"
     elif problem is None and answer is not None and not answer.get("ok"):

@@ -19,9 +19,11 @@ import time
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import orjson
 
+from worker.browser import BrowserSuppressor
 from worker.isolation import StdoutGuard, prepare_environment, tie_to_parent
 from worker.netguard import NetworkGuard
 from worker.protocol import Answer, RunSpec
@@ -54,7 +56,9 @@ class Run:
         self.t_process = time.perf_counter()
         self.answer = Answer(id=spec.id, versions=versions())
         self.netguard = NetworkGuard()
+        self.browser = BrowserSuppressor()
         self.profile = WallProfile(enabled=spec.profile)
+        self.prepared: Any = None
         self.started = False
         self._finishing = threading.Lock()
 
@@ -67,12 +71,13 @@ class Run:
 
         spec, answer = self.spec, self.answer
         answer.environment = prepare_environment(self.cache_folder)
+        self.browser.install()
         if spec.data_source.get("mode", "local") == "local":
             self.netguard.arm()
         answer.cache_files_before = count_cache_files(self.cache_folder)
-        prepared = backtest.prepare(spec)
+        prepared = self.prepared = backtest.prepare(spec)
         answer.parameters_hash = backtest.parameters_hash(prepared.parameters)
-        self.counter = prepared.counter
+        answer.backtest_options = backtest.backtest_kwargs(prepared, spec)
         self.started = True
         self.profile.start()
         try:
@@ -80,14 +85,13 @@ class Run:
         finally:
             self.profile.stop()
         answer.invariants_in_effect = backtest.invariants_in_effect(strategy, prepared, Path(spec.work_dir))
+        answer.sleeptime, answer.sleeptime_seconds = backtest.sleeptime_seconds(strategy)
         answer.ok = True
-        if prepared.counter.history_calls and not prepared.counter.bars_served:
+        counter = prepared.counter
+        if counter.any_calls and not counter.any_bars:
             answer.ok = False
             answer.error_kind = "no_data"
-            answer.error = (
-                f"backtest finished but no bars reached the strategy "
-                f"({prepared.counter.history_calls} history requests came back empty)"
-            )
+            answer.error = f"backtest finished but no bars arrived ({counter.any_calls} history requests came back empty)"
 
     def finish(self, partial: bool = False) -> None:
         """Stop the clock, save the profile, emit the answer. Runs once, whoever calls it."""
@@ -100,17 +104,26 @@ class Run:
             self.profile.stop()
             answer.wall_seconds_total = self.profile.wall_seconds
             answer.cpu_seconds = self.profile.cpu_seconds
+            prepared = self.prepared
             try:
                 answer.files = self.profile.save(ProfileFiles.for_stem(Path(spec.output_dir), spec.stem))
-                answer.iterations = self.profile.call_count("on_trading_iteration")
+                if self.profile.func_stats is not None:
+                    from worker import phases
+
+                    answer.iterations = self.profile.call_count(prepared.strategy_class.on_trading_iteration)
+                    answer.phases = phases.split(self.profile.func_stats, answer.wall_seconds_total, partial)
             except Exception as exc:  # a failed save must not swallow the answer itself
                 answer.ok = False
                 answer.error_kind = answer.error_kind or "backtest"
                 answer.error = answer.error or f"saving the profile failed: {type(exc).__name__}: {exc}"
-            counter = getattr(self, "counter", None)
-            if counter is not None:
-                answer.bars_served = counter.bars_served
-                answer.history_calls = counter.history_calls
+            counter = prepared.counter
+            answer.bars_served, answer.history_calls = counter.bars_served, counter.history_calls
+            answer.internal_bars_served = counter.internal_bars_served
+            answer.internal_history_calls = counter.internal_history_calls
+            from worker.backtest import lumibot_outputs
+
+            answer.lumibot_outputs = lumibot_outputs(Path(spec.work_dir))
+        answer.browser = self.browser.record()
         answer.partial = partial
         answer.network_refused = list(self.netguard.refused)
         answer.cache_files_after = count_cache_files(self.cache_folder)
