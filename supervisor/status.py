@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from supervisor import claims
+from supervisor.archive import archive_result
 from supervisor.plan import Plan, PlanStore
 
 
@@ -42,7 +43,8 @@ def render_status(plan: Plan) -> str:
 def reset(store: PlanStore, selector: str | None) -> list[str]:
     """Put selected entries back to ``pending``; their results move to ``history``, never deleted.
 
-    Entries running under a live supervisor are left alone and reported.
+    The files a result names move with it (see :mod:`supervisor.archive`), so a rerun cannot
+    overwrite them. Entries running under a live supervisor are left alone and reported.
     """
     messages: list[str] = []
     with store.update() as plan:
@@ -54,6 +56,8 @@ def reset(store: PlanStore, selector: str | None) -> list[str]:
                 continue
             result = plan["results"].pop(run["id"], None)
             if result is not None:
+                number = 1 + sum(1 for old in history if old.get("id") == run["id"])
+                result = archive_result(store, store.resolve(plan["meta"]["output_dir"]), run["id"], number, result)
                 history.append({"id": run["id"], "archived_utc": now, "status": run["status"], "result": result})
             if run["status"] != "pending" or result is not None:
                 messages.append(f"{run['id']}: {run['status']} -> pending")
@@ -61,5 +65,6 @@ def reset(store: PlanStore, selector: str | None) -> list[str]:
             run["attempts"] = 0
             for key in ("owner", "note", "started_utc", "finished_utc"):
                 run.pop(key, None)
-    messages.append(f"{len(messages)} entr{'y' if len(messages) == 1 else 'ies'} reset; earlier results kept in 'history'")
+    messages.append(f"{len(messages)} entr{'y' if len(messages) == 1 else 'ies'} reset; earlier results kept in "
+                    f"'history', their files in {plan['meta']['output_dir']}/history/")
     return messages
