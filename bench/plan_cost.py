@@ -171,7 +171,7 @@ def measure(folder: Path, n: int, state: str, reps: int) -> tuple[c.Series, c.Se
 
 def breakdown(folder: Path, n: int, reps: int) -> None:
     """Where one PlanStore.update() spends its time on the largest file: the steps it runs, timed apart."""
-    from supervisor.atomicio import atomic_write_bytes
+    from common.atomicio import atomic_write_bytes
     from supervisor.plan import encode, validate
 
     plan_path, size = build_plan(folder, n, "late", reps)

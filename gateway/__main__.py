@@ -18,9 +18,9 @@ from types import FrameType
 
 import orjson
 
+from common.atomicio import atomic_write_bytes
+from common.lifetime import tie_to_parent
 from gateway import STATE_FILE
-from supervisor.atomicio import atomic_write_bytes
-from worker.isolation import tie_to_parent
 
 
 def write_state(state_dir: Path, payload: dict[str, object]) -> Path:

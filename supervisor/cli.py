@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return serve_foreground(store)
         if args.command == "report":
-            from supervisor.report import write_comparison, write_report
+            from report.write import write_comparison, write_report
 
             print(write_comparison(store, PlanStore(args.compare)) if args.compare else write_report(store))
             return 0

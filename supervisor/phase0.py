@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from common.offenders import is_wrapper, offenders
+from common.profiles import diff, read_funcs
 from supervisor.claims import utc_now
-from supervisor.offenders import is_wrapper, offenders
 from supervisor.plan import PHASE0_LABELS, Plan, PlanError, PlanStore
-from supervisor.profiles import diff, read_funcs
 
 MODES = ("single", "preload", "two_pass")
 

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 from filelock import FileLock, Timeout
 
-from supervisor.atomicio import atomic_write_bytes
+from common.atomicio import atomic_write_bytes
 from worker import options
 
 STATUSES = ("pending", "running", "done", "error")

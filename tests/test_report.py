@@ -12,14 +12,14 @@ from pathlib import Path
 import orjson
 import pytest
 
-from supervisor import markdown as md
-from supervisor.analysis import explain
-from supervisor.offenders import is_wrapper, offenders
+from common.offenders import is_wrapper, offenders
+from common.profiles import FuncRow, portable, read_funcs
+from report import markdown as md
+from report.analysis import explain
+from report.resultset import RunRecord
+from report.scaling import fit_line, marginal_costs, robust_line, superlinear, trading_days, window_days
+from report.write import CHART_NAMES, write_report
 from supervisor.plan import PlanStore
-from supervisor.profiles import FuncRow, portable, read_funcs
-from supervisor.report import CHART_NAMES, write_report
-from supervisor.resultset import RunRecord
-from supervisor.scaling import fit_line, marginal_costs, robust_line, superlinear, trading_days, window_days
 from tests.conftest import REPO_PLAN, load, short_run, supervise, write_plan
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -229,7 +229,7 @@ def test_compare_with_itself_gives_ratios_of_one(done_plan: Path) -> None:
 
 def test_supervisor_report_imports_no_heavy_library() -> None:
     heavy = "{'matplotlib', 'numpy', 'pandas', 'polars', 'lumibot'}"
-    code = f"import sys, supervisor.cli, supervisor.report; print(sorted({heavy} & set(sys.modules)))"
+    code = f"import sys, supervisor.cli, report.write; print(sorted({heavy} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO_PLAN.parent)
     assert out.stdout.strip() == "[]"
 

@@ -1,4 +1,4 @@
-"""Process-level isolation of a worker: environment, stdout, and the tie to its supervisor.
+"""Process-level isolation of a worker: its environment and its stdout.
 
 All of this must happen before LumiBot is imported: LumiBot reads its cache folder and `.env`
 files at import time, and anything it or its libraries print would corrupt the one JSON
@@ -8,16 +8,11 @@ document the supervisor reads from our stdout.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
-
-_PR_SET_PDEATHSIG = 1
 
 #: Variables that would change what a backtest does or wipe our profile; removed and recorded.
 #: ``PYTEST_CURRENT_TEST`` (inherited when tests spawn us) makes LumiBot skip work a user's run does.
@@ -71,31 +66,3 @@ class StdoutGuard:
                 written = os.write(self._saved, view)
                 view = view[written:]
             return True
-
-
-def tie_to_parent(expected_parent: int) -> None:
-    """Make sure this worker ends when the supervisor that started it dies.
-
-    The Linux parent-death signal covers the common case at no cost; a watcher thread covers
-    other platforms and the race where the parent died before the signal was armed.
-    """
-    if expected_parent <= 0:
-        return
-    if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        except (OSError, AttributeError):
-            pass
-    if os.getppid() != expected_parent:
-        os.kill(os.getpid(), signal.SIGTERM)
-        return
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != expected_parent:
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-
-    threading.Thread(target=watch, name="lumiprof-parent-watch", daemon=True).start()

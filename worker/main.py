@@ -23,8 +23,9 @@ from typing import Any
 
 import orjson
 
+from common.lifetime import tie_to_parent
 from worker.browser import BrowserSuppressor
-from worker.isolation import StdoutGuard, prepare_environment, tie_to_parent
+from worker.isolation import StdoutGuard, prepare_environment
 from worker.netguard import NetworkGuard
 from worker.protocol import Answer, RunSpec
 

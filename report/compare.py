@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from supervisor import markdown as md
-from supervisor.offenders import aggregate
-from supervisor.resultset import ResultSet, RunRecord
+from report import markdown as md
+from report.resultset import ResultSet, RunRecord
+from report.totals import aggregate
 
 TOP_FUNCTIONS = 15
 

@@ -12,9 +12,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from common.profiles import FuncRow, ThreadRow, portable, read_funcs, read_threads
+from report.scaling import window_days
 from supervisor.plan import Plan, PlanStore, Run, phase_of, run_dates
-from supervisor.profiles import FuncRow, ThreadRow, portable, read_funcs, read_threads
-from supervisor.scaling import window_days
 
 
 @dataclass

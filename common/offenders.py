@@ -1,4 +1,4 @@
-"""Which functions count as offenders, and their totals across runs.
+"""Which functions count as offenders: the rule the Phase 0 summary and the report share.
 
 yappi's cumulative column is topped by frames that contain the whole backtest or that only
 wait for another thread: they are 100 % of every run and say nothing about where the time
@@ -8,12 +8,11 @@ report prints so a reader can see exactly what was dropped and why.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from functools import lru_cache
 
-from supervisor.profiles import FuncRow, module_tail, top
+from common.profiles import FuncRow, module_tail, top
 
 
 @dataclass(frozen=True)
@@ -92,34 +91,3 @@ def _is_wrapper(module: str, name: str) -> bool:
 def offenders(rows: list[FuncRow], by: str = "cumulative", n: int = 10) -> list[FuncRow]:
     """The ``n`` heaviest functions by ``cumulative`` or ``self_time``, wrappers left out."""
     return top([r for r in rows if not is_wrapper(r)], by, n)
-
-
-@dataclass
-class Aggregate:
-    """One function summed over several runs (rows must carry portable keys to match across runs)."""
-
-    key: str
-    short: str
-    cumulative: float = 0.0
-    self_time: float = 0.0
-    ncall: int = 0
-    runs: int = 0
-
-
-def aggregate(runs: Iterable[list[FuncRow]]) -> list[Aggregate]:
-    """Sum each non-wrapper function's seconds and calls over runs; ``runs`` counts where it appears."""
-    totals: dict[str, Aggregate] = {}
-    for rows in runs:
-        for row in rows:
-            if is_wrapper(row):
-                continue
-            total = totals.setdefault(row.key, Aggregate(row.key, row.short))
-            total.cumulative += row.cumulative
-            total.self_time += row.self_time
-            total.ncall += row.ncall
-            total.runs += 1
-    return list(totals.values())
-
-
-def heaviest(totals: list[Aggregate], by: str = "cumulative", n: int = 10) -> list[Aggregate]:
-    return sorted(totals, key=lambda a: getattr(a, by), reverse=True)[:n]

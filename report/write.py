@@ -1,7 +1,7 @@
 """``python -m supervisor report``: REPORT.md and its charts, or COMPARE.md for two result sets.
 
-This module only orchestrates: the numbers come from :mod:`supervisor.analysis`, the text
-from the renderers in :mod:`supervisor.sections`, the PNGs from :mod:`supervisor.charts`
+This module only orchestrates: the numbers come from :mod:`report.analysis`, the text
+from the renderers in :mod:`report.sections` (one module per subject), the PNGs from :mod:`report.charts`
 (which alone imports matplotlib, and only when it draws).
 """
 
@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from supervisor import sections
-from supervisor.analysis import Analysis
-from supervisor.atomicio import atomic_write_bytes
-from supervisor.charts import Bar, Chart, TopOffendersChart, WallPerRunChart, WallVsDaysChart
-from supervisor.compare import Comparison
+from common.atomicio import atomic_write_bytes
+from report import sections
+from report.analysis import Analysis
+from report.charts import Bar, Chart, TopOffendersChart, WallPerRunChart, WallVsDaysChart
+from report.compare import Comparison
+from report.resultset import load
 from supervisor.plan import PlanStore
-from supervisor.resultset import load
 
 REPORT_NAME = "REPORT.md"
 COMPARE_NAME = "COMPARE.md"
@@ -24,18 +24,6 @@ CHART_NAMES = {
     "wall_vs_days": "report-wall-vs-days.png",
     "top_offenders": "report-top-offenders.png",
 }
-
-SECTIONS = (
-    sections.RunsTable,
-    sections.MissingRuns,
-    sections.Phase0Section,
-    sections.AcrossRuns,
-    sections.Scaling,
-    sections.Threads,
-    sections.Invariants,
-    sections.PerRun,
-    sections.LeftOut,
-)
 
 
 def _charts(analysis: Analysis, folder: Path) -> dict[str, str]:
@@ -68,7 +56,7 @@ def render_report(analysis: Analysis) -> str:
     plan_name = analysis.results.store.path.name
     strategy = analysis.results.plan["meta"].get("strategy", "?")
     head = f"# Where the wall time goes: yappi profile of `{strategy}`\n\n_From `{plan_name}`; wall-clock timing (yappi WALL)._"
-    body = [head, sections.Summary().render(analysis), *(section().render(analysis) for section in SECTIONS)]
+    body = [head, sections.Summary().render(analysis), *(section().render(analysis) for section in sections.SECTIONS)]
     return "\n\n".join(body) + "\n"
 
 

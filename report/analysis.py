@@ -9,9 +9,10 @@ from functools import cached_property
 from statistics import median
 from typing import Any
 
-from supervisor.offenders import Aggregate, aggregate, heaviest, is_wrapper
-from supervisor.resultset import ResultSet, RunRecord
-from supervisor.scaling import Growth, LineFit, Marginal, fit_line, marginal_costs, robust_line, superlinear
+from common.offenders import is_wrapper
+from report.resultset import ResultSet, RunRecord
+from report.scaling import Growth, LineFit, Marginal, fit_line, marginal_costs, robust_line, superlinear
+from report.totals import Aggregate, aggregate, heaviest
 
 OUTLIER_FACTOR = 1.5
 """A Phase 1 run is an outlier when it takes over 1.5× what its length predicts: windows of

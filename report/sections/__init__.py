@@ -1,0 +1,19 @@
+"""The sections of REPORT.md, one small renderer class each with one ``render(analysis)``.
+
+Every sentence that states a finding is built from the numbers, and every section says in
+one sentence when it has nothing to show, so a half-finished plan still reads cleanly.
+:class:`Summary` is always first; :data:`SECTIONS` is the order of everything after it.
+"""
+
+from __future__ import annotations
+
+from report.sections.invariants import Invariants
+from report.sections.offenders import AcrossRuns, LeftOut, PerRun
+from report.sections.runs import MissingRuns, Phase0Section, RunsTable
+from report.sections.scaling import Scaling
+from report.sections.summary import Summary
+from report.sections.threads import Threads
+
+SECTIONS = (RunsTable, MissingRuns, Phase0Section, AcrossRuns, Scaling, Threads, Invariants, PerRun, LeftOut)
+
+__all__ = ["SECTIONS", "Summary"]
