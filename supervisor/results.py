@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from common.cadence import iteration_warning, iterations_expected_at_most
 from supervisor.claims import utc_now
 from supervisor.plan import PlanStore, run_dates
 from supervisor.runner import Outcome
@@ -29,30 +30,6 @@ SCHEMA_FIELDS = (
 def invariants_hold(asked: dict[str, Any], in_effect: dict[str, Any]) -> bool:
     """Every invariant the plan sets was observed with the same value in the finished run."""
     return bool(in_effect) and all(in_effect.get(k) == v for k, v in asked.items())
-
-
-#: A run whose iterations exceed this multiple of what its sleeptime allows is flagged.
-ITERATIONS_ABOVE_SLEEPTIME = 2.0
-
-
-def iterations_expected_at_most(run: dict[str, Any], sleeptime_seconds: Any) -> int | None:
-    """At most one iteration per sleeptime of calendar time between the run's start and end dates."""
-    if not isinstance(sleeptime_seconds, int | float) or sleeptime_seconds <= 0:
-        return None
-    start, end = run_dates(run)
-    return int((end - start).total_seconds() // sleeptime_seconds) + 1
-
-
-def iteration_warning(iterations: Any, expected: int | None, sleeptime: Any) -> str | None:
-    """One line when a run iterated far more often than its sleeptime implies.
-
-    LumiBot iterates on every bar when it has only minute data for a daily sleeptime, which
-    multiplies the run's time by hundreds; the profile is then of a run the user did not mean.
-    """
-    if not isinstance(iterations, int) or expected is None or iterations <= ITERATIONS_ABOVE_SLEEPTIME * expected:
-        return None
-    return (f"{iterations} iterations, far above the at most {expected} that sleeptime {sleeptime!r} allows "
-            f"over this window (LumiBot iterates on every bar when the data is finer than the sleeptime)")
 
 
 #: Said of every partial profile, since neither fact shows in the files themselves.
@@ -81,7 +58,7 @@ def build_result(
     answer = outcome.answer or {}
     files = relative_files(store, answer)
     in_effect = answer.get("invariants_in_effect") or {}
-    expected = iterations_expected_at_most(run, answer.get("sleeptime_seconds"))
+    expected = iterations_expected_at_most(*run_dates(run), answer.get("sleeptime_seconds"))
     warning = iteration_warning(answer.get("iterations"), expected, answer.get("sleeptime"))
     result: dict[str, Any] = {
         "wall_seconds_total": answer.get("wall_seconds_total"),
