@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ("profiler_overhead", "supervisor_overhead", "plan_cost", "gateway_speed", "whole_plan")
+SCRIPTS = ("profiler_overhead", "supervisor_overhead", "analysis_phase", "plan_cost", "gateway_speed", "whole_plan")
 
 
 def arguments(name: str, args: argparse.Namespace) -> list[str]:
