@@ -299,12 +299,14 @@ def _date(text: str) -> date:
 def test_busy_machine_and_runaway_iterations_are_flagged_per_run(done_plan: Path, tmp_path: Path) -> None:
     plan_path = copy_plan(done_plan, tmp_path)
     plan = load(plan_path)
+    for result in plan["results"].values():  # the real runs may have met a busy machine themselves
+        if isinstance(result, dict) and "machine" in result:
+            result["machine"]["busy"] = False
     busy = plan["results"]["rp-1d"]
     busy["machine"].update(busy=True, other_cpu_share=0.6, load_before=[3.1, 2.0, 1.0])
     runaway = plan["results"]["rp-2d"]
     runaway.update(iterations=2880, sleeptime="1D", iterations_expected_at_most=3,
                    notes="2880 iterations, far above the at most 3 that sleeptime '1D' allows over this window")
-    plan["results"]["rp-4d"]["machine"]["busy"] = False
     plan_path.write_bytes(orjson.dumps(plan))
 
     write_report(PlanStore(plan_path))

@@ -92,7 +92,9 @@ class Run:
         if counter.any_calls and not counter.any_bars:
             answer.ok = False
             answer.error_kind = "no_data"
-            answer.error = f"backtest finished but no bars arrived ({counter.any_calls} history requests came back empty)"
+            answer.error = (
+                f"backtest finished but no bars reached the strategy ({counter.any_calls} history requests came back empty)"
+            )
 
     def finish(self, partial: bool = False) -> None:
         """Stop the clock, save the profile, emit the answer. Runs once, whoever calls it."""
