@@ -44,7 +44,9 @@ class Summary:
             )
         careful = [r.id for r in results.records if cautions(r)]
         if careful:
-            text += (f" Read {md.listing(careful)} with care (busy machine, iterations far above the sleeptime, or "
+            which = ("every run" if len(careful) == len(results.records) > 1
+                     else md.listing(careful) if len(careful) <= 4 else md.plural(len(careful), "run"))
+            text += (f" Read {which} with care (busy machine, iterations far above the sleeptime, or "
                      f"stopped early: [why]({CAUTIONS_ANCHOR})).")
         return text
 
