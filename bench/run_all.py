@@ -15,7 +15,16 @@ import time
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
-SCRIPTS = ("profiler_overhead", "supervisor_overhead", "analysis_phase", "plan_cost", "gateway_speed", "whole_plan")
+SCRIPTS = (
+    "profiler_overhead",
+    "progress_overhead",
+    "eta_accuracy",
+    "supervisor_overhead",
+    "analysis_phase",
+    "plan_cost",
+    "gateway_speed",
+    "whole_plan",
+)
 
 
 def arguments(name: str, args: argparse.Namespace) -> list[str]:

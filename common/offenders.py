@@ -36,6 +36,11 @@ WRAPPERS: tuple[Wrapper, ...] = (
         ("*get_historical_prices",),
         "the worker's bar counter around the data source's own get_historical_prices (which stays listed)",
     ),
+    Wrapper(
+        "worker/progress.py",
+        ("*counted_iteration",),
+        "the worker's progress counter around the strategy's on_trading_iteration (which stays listed)",
+    ),
     Wrapper("*", ("*run_backtest",), "LumiBot's entry point: the whole backtest"),
     Wrapper(
         "threading.py",

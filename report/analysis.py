@@ -10,8 +10,9 @@ from statistics import median
 from typing import Any
 
 from common.offenders import is_wrapper
+from common.windows import LineFit, fit_line, robust_line
 from report.resultset import ResultSet, RunRecord
-from report.scaling import Growth, LineFit, Marginal, fit_line, marginal_costs, robust_line, superlinear
+from report.scaling import Growth, Marginal, marginal_costs, superlinear
 from report.totals import Aggregate, aggregate, heaviest
 
 OUTLIER_FACTOR = 1.5

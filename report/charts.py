@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from report.scaling import LineFit
+from common.windows import LineFit
 
 PHASE_COLOURS = {"phase0": "#9e9e9e", "phase1": "#1f77b4", "outlier": "#d62728"}
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from common.profiles import FuncRow, ThreadRow, portable, read_funcs, read_threads
-from report.scaling import window_days
+from common.windows import window_days
 from supervisor.plan import Plan, PlanStore, Run, phase_of, run_dates
 
 

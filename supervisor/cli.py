@@ -29,6 +29,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mode", choices=("single", "preload", "two_pass"), help="Phase 1 mode (overrides Phase 0's decision)")
     parser.add_argument("--compare", type=Path, metavar="OTHER_PLAN", help="report: compare with another plan's results")
     parser.add_argument("--grace", type=float, default=10.0, help="seconds a stopped worker gets to save (default 10)")
+    parser.add_argument("--quiet", action="store_true", help="one line per run, no progress display")
+    parser.add_argument(
+        "--progress-interval",
+        type=float,
+        default=15.0,
+        metavar="S",
+        help="seconds between progress lines when stdout is not a terminal (default 15)",
+    )
     return parser
 
 
@@ -37,12 +45,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.timeout is not None and args.timeout <= 0:
         print("error: --timeout must be a positive number of seconds", file=sys.stderr)
         return 2
+    if not args.progress_interval > 0:
+        print("error: --progress-interval must be a positive number of seconds", file=sys.stderr)
+        return 2
     try:
         store = PlanStore(args.plan)
         if args.command == "status":
             from supervisor.status import render_status
 
-            print(render_status(store.read()))
+            plan = store.read()
+            print(render_status(plan, store.resolve(plan["meta"]["output_dir"])))
             return 0
         if args.command == "reset":
             from supervisor.status import reset
@@ -68,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             data_mode=args.data_mode,
             mode=args.mode,
             grace=args.grace,
+            quiet=args.quiet,
+            progress_interval=args.progress_interval,
         )
         return Session(store, options).run()
     except PlanError as exc:

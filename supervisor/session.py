@@ -19,9 +19,11 @@ from typing import Any
 
 from supervisor import claims
 from supervisor.claims import BLOCKED, Claim, Owner
+from supervisor.eta import Estimator
 from supervisor.gitinfo import git_revision
 from supervisor.phase0 import phase1_mode, summarize
 from supervisor.plan import PHASE0_LABELS, Plan, PlanStore, Run, phase_of
+from supervisor.progress import Monitor, Watched, choose_display
 from supervisor.provider import DataProvider, ProviderError, Usage, open_provider
 from supervisor.results import build_result, relative_files
 from supervisor.runner import Interrupted, Outcome, run_worker
@@ -41,6 +43,8 @@ class Options:
     mode: str | None = None
     grace: float = 10.0
     poll_seconds: float = 1.0
+    quiet: bool = False
+    progress_interval: float = 15.0
 
 
 def cache_state(usage: Usage, before: int | None, after: int | None) -> str:
@@ -98,6 +102,8 @@ class Session:
         self.echo = echo or (lambda line: print(line, flush=True))
         self.owner = Owner()
         self.provider: DataProvider | None = None
+        self.monitor = Monitor(choose_display(options.quiet, options.progress_interval, self.echo))
+        self._watching: dict[str, Any] = {}
 
     # -- set-up ---------------------------------------------------------------------------
     def _settings(self, plan: Plan) -> dict[str, Any]:
@@ -188,6 +194,7 @@ class Session:
         """Run one claimed entry to a final state, in the Phase 1 mode if it is a Phase 1 entry."""
         plan = self.store.read()
         run = claim.run
+        self._watching = self._estimates(plan, run)
         cache = self._cache_folder(plan, run)
         if run["label"] != PHASE0_LABELS[1]:
             shutil.rmtree(cache, ignore_errors=True)  # every run but the warm probe starts cold
@@ -223,6 +230,7 @@ class Session:
                 if isinstance(result["wall_seconds_total"], float) and isinstance(result["preload_seconds"], float):
                     result["wall_seconds_no_download"] = result["wall_seconds_total"] - result["preload_seconds"]
             result["warmup"] = first.summary(self.store)
+        result["entry_seconds"] = round(time.monotonic() - self._watching["began"], 3)
         if not claims.finish(self.store, run["id"], self.owner, status, result):
             self.echo(f"{run['id']:<24} lost ownership; result not written (another supervisor recovered it)")
             return "lost"
@@ -235,6 +243,15 @@ class Session:
             if summary is not None:
                 self.echo(f"phase0 decision: {summary['decision']} ({summary['reason']})")
         return status
+
+    def _estimates(self, plan: Plan, run: Run) -> dict[str, Any]:
+        """What the progress display needs before the worker says anything: this entry's
+        estimate and that of the selection's other pending entries."""
+        estimator = Estimator.from_plan(plan)
+        rest = [r for r in claims.select(plan, self.options.selector) if r["status"] == "pending" and r["id"] != run["id"]]
+        rest_seconds, rest_unknown = estimator.total(rest)
+        return {"estimate": estimator.entry(run), "rest_seconds": rest_seconds, "rest_unknown": rest_unknown,
+                "began": time.monotonic()}
 
     def _pass(
         self, plan: Plan, run: Run, settings: dict[str, Any], cache: Path, claim: Claim, *, profile: bool, stem: str
@@ -320,15 +337,17 @@ class Session:
         def on_spawn(pid: int, create_time: float | None) -> None:
             claims.record_worker(self.store, run["id"], self.owner, pid, create_time)
 
+        watched = Watched(run["id"], run["start"], run["end"], Path(spec.work_dir), **self._watching)
         try:
-            outcome = run_worker(
-                spec,
-                env,
-                self._timeout(plan, run),
-                self._stderr_path(Path(spec.output_dir), spec.stem),
-                on_spawn,
-                grace=self.options.grace,
-            )
+            with self.monitor.watch(watched):
+                outcome = run_worker(
+                    spec,
+                    env,
+                    self._timeout(plan, run),
+                    self._stderr_path(Path(spec.output_dir), spec.stem),
+                    on_spawn,
+                    grace=self.options.grace,
+                )
         except Interrupted:
             note = f"interrupted {claims.utc_now()}: supervisor stopped by a signal; worker tree stopped"
             claims.release(self.store, run["id"], self.owner, note)

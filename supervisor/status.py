@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import glob
+import time
+from pathlib import Path
 from typing import Any
 
+from common.progress import read_progress
 from supervisor import claims
 from supervisor.archive import archive_result
-from supervisor.plan import Plan, PlanStore
+from supervisor.eta import duration, run_left
+from supervisor.plan import Plan, PlanStore, Run
 
 
-def render_status(plan: Plan) -> str:
-    """One line per entry: status, attempts, owner if running, wall seconds, last error."""
+def render_status(plan: Plan, output_dir: Path | None = None) -> str:
+    """One line per entry: status, attempts, owner if running, wall seconds, last error.
+
+    With ``output_dir``, a running entry also gets a line with its worker's live progress.
+    """
     results: dict[str, Any] = plan["results"]
     header = f"{'id':<24} {'label':<17} {'status':<8} {'try':>3} {'wall s':>8}  detail"
     lines = [header, "-" * len(header)]
@@ -35,9 +43,35 @@ def render_status(plan: Plan) -> str:
         lines.append(
             f"{run['id']:<24} {run['label']:<17} {run['status']:<8} {run.get('attempts', 0):>3} {wall_text}  {detail}"
         )
+        if run["status"] == "running" and output_dir is not None:
+            lines.append(f"{'':<24} {live_progress(run, output_dir)}")
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     lines.append(f"{len(plan['runs'])} entries: {summary}")
     return "\n".join(lines)
+
+
+def live_progress(run: Run, output_dir: Path) -> str:
+    """The running entry's latest progress snapshot, read from its newest worker folder.
+
+    A preload or two-pass entry has a folder per pass (``<id>``, ``<id>.preload``, ...); the
+    one written last is the pass running now.
+    """
+    work = output_dir / "work"
+    folders = [p for p in work.glob(glob.escape(run["id"]) + "*") if p.name == run["id"] or p.name.startswith(run["id"] + ".")]
+    snapshots = [(s, f.name) for f in folders if (s := read_progress(f)) is not None]
+    if not snapshots:
+        return "progress: no report from the worker yet"
+    progress, stem = max(snapshots, key=lambda pair: pair[0].written)
+    fraction = progress.fraction(run["start"], run["end"])
+    where = f"{progress.phase}"
+    if progress.simulated is not None and fraction is not None:
+        where += f" at {progress.simulated[:16].replace('T', ' ')} ({fraction:.0%} of window), {progress.iterations:,} iterations"
+    left = run_left(progress, fraction, None, 0.0)
+    age = max(time.time() - progress.written, 0.0)
+    return (
+        f"progress ({stem}): {where}; backtest {duration(progress.elapsed_seconds)} in, ~{duration(left)} left "
+        f"(reported {duration(age)} ago)"
+    )
 
 
 def reset(store: PlanStore, selector: str | None) -> list[str]:

@@ -14,10 +14,11 @@ import pytest
 
 from common.offenders import is_wrapper, offenders
 from common.profiles import FuncRow, portable, read_funcs
+from common.windows import fit_line, robust_line, trading_days, window_days
 from report import markdown as md
 from report.analysis import explain
 from report.resultset import RunRecord
-from report.scaling import fit_line, marginal_costs, robust_line, superlinear, trading_days, window_days
+from report.scaling import marginal_costs, superlinear
 from report.write import CHART_NAMES, write_report
 from supervisor.plan import PlanStore
 from tests.conftest import REPO_PLAN, load, short_run, supervise, write_plan

@@ -46,6 +46,9 @@ class Prepared:
     end: datetime
     options: dict[str, Any]
     crashes: CrashWatch
+    #: The strategy's own ``on_trading_iteration`` as imported, before anything wraps it
+    #: (the progress counter does): its calls are the run's iterations.
+    iteration_method: Any
 
 
 def parameters_hash(parameters: dict[str, Any]) -> str:
@@ -176,7 +179,8 @@ def prepare(spec: RunSpec) -> Prepared:
     crashes = CrashWatch()
     crashes.install()
     observed_class = observed(datasource_class, counter, strategy_class)
-    return Prepared(strategy_class, parameters, observed_class, extra, counter, start, end, options.effective(chosen), crashes)
+    return Prepared(strategy_class, parameters, observed_class, extra, counter, start, end, options.effective(chosen), crashes,
+                    strategy_class.on_trading_iteration)
 
 
 def backtest_kwargs(prepared: Prepared, spec: RunSpec) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from common.lifetime import tie_to_parent
 from worker.browser import BrowserSuppressor
 from worker.isolation import StdoutGuard, prepare_environment
 from worker.netguard import NetworkGuard
+from worker.progress import ProgressWriter, instrument
 from worker.protocol import Answer, RunSpec
 
 _VERSIONED = ("lumibot", "yappi", "databento", "pandas", "polars", "numpy")
@@ -59,6 +60,7 @@ class Run:
         self.netguard = NetworkGuard()
         self.browser = BrowserSuppressor()
         self.profile = WallProfile(enabled=spec.profile)
+        self.progress = ProgressWriter(Path(spec.work_dir), enabled=spec.progress)
         self.prepared: Any = None
         self.started = False
         self._finishing = threading.Lock()
@@ -71,6 +73,7 @@ class Run:
         from worker import backtest
 
         spec, answer = self.spec, self.answer
+        self.progress.phase("starting")
         answer.environment = prepare_environment(self.cache_folder)
         self.browser.install()
         if spec.data_source.get("mode", "local") == "local":
@@ -79,6 +82,9 @@ class Run:
         prepared = self.prepared = backtest.prepare(spec)
         answer.parameters_hash = backtest.parameters_hash(prepared.parameters)
         answer.backtest_options = backtest.backtest_kwargs(prepared, spec)
+        if spec.progress:
+            instrument(prepared.strategy_class, self.progress)
+        self.progress.phase("backtest")
         self.started = True
         self.profile.start()
         try:
@@ -105,6 +111,7 @@ class Run:
             from worker.profiler import ProfileFiles
 
             self.profile.stop()
+            self.progress.phase("finishing")
             answer.wall_seconds_total = self.profile.wall_seconds
             answer.cpu_seconds = self.profile.cpu_seconds
             prepared = self.prepared
@@ -113,7 +120,7 @@ class Run:
                 if self.profile.func_stats is not None:
                     from worker import phases
 
-                    answer.iterations = self.profile.call_count(prepared.strategy_class.on_trading_iteration)
+                    answer.iterations = self.profile.call_count(prepared.iteration_method)
                     answer.phases = phases.split(self.profile.func_stats, answer.wall_seconds_total, partial)
             except Exception as exc:  # a failed save must not swallow the answer itself
                 answer.ok = False

@@ -47,6 +47,8 @@ class RunSpec:
     budget: float = 100_000.0
     seed: int = 0
     profile: bool = True
+    progress: bool = True
+    """Write ``progress.json`` in the work folder (:mod:`common.progress`); off only to measure its cost."""
     output_stem: str = ""
     supervisor_pid: int = 0
     backtest_options: dict[str, Any] = field(default_factory=dict)
