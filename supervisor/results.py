@@ -107,3 +107,9 @@ def build_result(
     if extra:
         result.update(extra)
     return result
+
+
+def error_result(run: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The record of an entry that ended without any worker outcome to build on (given up, crashed)."""
+    return {**dict.fromkeys(SCHEMA_FIELDS), "timestamp_utc": utc_now(), "notes": reason, "status": "error",
+            "label": run["label"], "start": run["start"], "end": run["end"], "error_kind": None}

@@ -8,30 +8,31 @@ cache folder, so nothing warm leaks from one window into the next.
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
-from supervisor import claims
+from supervisor import claims, reaper, sidecar
 from supervisor.claims import BLOCKED, Claim, Owner
 from supervisor.eta import Estimator
 from supervisor.gitinfo import git_revision
+from supervisor.owned import fresh_dir
 from supervisor.phase0 import phase1_mode, summarize
-from supervisor.plan import PHASE0_LABELS, Plan, PlanStore, Run, phase_of
+from supervisor.plan import PHASE0_LABELS, Plan, PlanError, PlanStore, PlanWriteError, Run, phase_of
 from supervisor.progress import Monitor, Watched, choose_display
 from supervisor.provider import DataProvider, ProviderError, Usage, open_provider
-from supervisor.results import build_result, relative_files
+from supervisor.results import build_result, error_result, relative_files
 from supervisor.runner import Interrupted, Outcome, run_worker
+from supervisor.stopping import StopRequest
 from worker.protocol import RunSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TIMEOUT = 1800.0
 TRANSIENT_RETRIES = 2
+#: Exit code when nothing is left to claim but entries are still running under other supervisors.
+OTHERS_RUNNING = 3
 
 
 @dataclass
@@ -102,6 +103,9 @@ class Session:
         self.echo = echo or (lambda line: print(line, flush=True))
         self.owner = Owner()
         self.provider: DataProvider | None = None
+        self.stop = StopRequest()
+        self.unrecorded = 0  # finished runs whose result sits in a sidecar, not yet in the plan
+        self.output_dir = Path()
         self.monitor = Monitor(choose_display(options.quiet, options.progress_interval, self.echo))
         self._watching: dict[str, Any] = {}
 
@@ -122,35 +126,45 @@ class Session:
     def _pending_in_selection(self, plan: Plan) -> bool:
         return any(r["status"] == "pending" for r in claims.select(plan, self.options.selector))
 
-    def _install_signals(self) -> None:
-        """SIGTERM behaves like Ctrl-C: stop the current worker tree, give its entry back."""
+    def _others_running(self) -> int:
+        """Selected entries still running under another supervisor: this one is done, the selection is not."""
+        plan = self.store.read()
+        return sum(
+            1 for r in claims.select(plan, self.options.selector)
+            if r["status"] == "running" and not claims.owned_by(r, self.owner)
+        )
 
-        def on_signal(signum: int, _frame: FrameType | None) -> None:
-            raise KeyboardInterrupt
-
-        signal.signal(signal.SIGTERM, on_signal)
-        signal.signal(signal.SIGINT, on_signal)
+    def _merge_sidecars(self) -> None:
+        for line in sidecar.merge(self.store, self.output_dir, self.owner):
+            self.echo(f"merged     {line}")
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> int:
         plan = self.store.read()
         claims.select(plan, self.options.selector)  # an unknown selector fails before any change
-        for line in claims.recover(self.store):
-            self.echo(f"recovered  {line}")
+        self.output_dir = self._output_dir(plan)
+        self.stop.install()  # from here a signal is a request, honoured between steps
+        self._merge_sidecars()
+        selected = {r["id"] for r in claims.select(plan, self.options.selector)}
+        failures = 0  # entries of the selection that end in error (or unrecorded) in this session
+        for item in claims.recover(self.store):
+            self.echo(f"recovered  {item.run_id}: {item.message}")
+            if item.gave_up and item.run_id in selected:
+                failures += 1
         if self.options.retry_errors:
             self._requeue_errors()
         plan = self.store.read()
         if not self._pending_in_selection(plan):
             self.echo("nothing pending in this selection (see `python -m supervisor status`)")
-            return 0
+            return self._final_code(1 if failures else 0)
         self._check_phase1_can_run(plan)
-        self._install_signals()
         settings = self._settings(plan)
-        failures = 0
         try:
             seed = int(plan["meta"]["random_seed_for_selection"])
             self.provider = open_provider(settings, self._output_dir(plan) / "gateway", seed, self.owner.token)
-            while True:
+            while not self.stop.requested:
+                if self.unrecorded:
+                    self._merge_sidecars()
                 claim = claims.claim_next(self.store, self.options.selector, self.owner)
                 if claim is None:
                     break
@@ -158,18 +172,89 @@ class Session:
                     time.sleep(self.options.poll_seconds)
                     continue
                 assert isinstance(claim, Claim)
-                if self._run_claim(claim, settings) != "done":
+                if self.stop.requested:
+                    self._give_back(claim.run["id"], "before its worker started")
+                    break
+                if self._run_safely(claim, settings) != "done":
                     failures += 1
         except KeyboardInterrupt:
-            self.echo("interrupted: no entry left running; rerun the same command to continue")
-            return 130
+            pass  # a worker was interrupted; its entry was given back (or the console said why not)
+        except PlanWriteError as exc:
+            self.echo(f"error: {exc}; stopping (finished results are kept in sidecars and merged at the next start)")
+            return 1
         except ProviderError as exc:
             self.echo(f"error: {exc}")
             return 1
         finally:
             if self.provider is not None:
                 self.provider.close()
-        return 1 if failures else 0
+        if self.stop.requested:
+            self.echo(f"interrupted by {self.stop.signal.name if self.stop.signal else 'a signal'}: "
+                      "rerun the same command to continue")
+            return 130
+        return self._final_code(1 if failures or self.unrecorded else 0)
+
+    def _final_code(self, code: int) -> int:
+        """0/1 tell done from failed only when nothing in the selection still runs elsewhere."""
+        others = self._others_running()
+        if others and code == 0:
+            self.echo(f"{others} selected entr{'y is' if others == 1 else 'ies are'} still running under another "
+                      "supervisor (see `python -m supervisor status`)")
+            return OTHERS_RUNNING
+        return code
+
+    def _give_back(self, run_id: str, when: str) -> None:
+        """Release an entry after a stop signal, and say truthfully where it was left."""
+        note = f"interrupted {claims.utc_now()}: supervisor stopped by a signal {when}"
+        try:
+            released = claims.release(self.store, run_id, self.owner, note)
+        except PlanError as exc:
+            self.echo(f"{run_id:<24} still running in the plan: could not give it back ({exc}); "
+                      "the next start recovers it")
+            return
+        self.echo(f"{run_id:<24} {'pending (interrupted ' + when + ')' if released else 'not ours any more'}")
+
+    def _run_safely(self, claim: Claim, settings: dict[str, Any]) -> str:
+        """Run a claimed entry; whatever fails after the claim ends the entry, it never stays ``running``.
+
+        An invalid plan (a hand edit) gives the entry back and stops with exit 2; any other
+        failure records the entry as ``error`` with the reason, so it cannot block the queue.
+        """
+        run = claim.run
+        try:
+            return self._run_claim(claim, settings)
+        except (KeyboardInterrupt, PlanWriteError):
+            raise
+        except PlanError:
+            self._give_back(run["id"], "because the plan became unreadable")
+            raise
+        except Exception as exc:
+            reason = f"supervisor failed running this entry: {type(exc).__name__}: {exc}".splitlines()[0]
+            self.echo(f"{run['id']:<24} error  {reason}")
+            self._record(run["id"], "error", error_result(run, reason))
+            return "error"
+
+    def _record(self, run_id: str, status: str, result: dict[str, Any]) -> str:
+        """Write the final state; if the plan cannot take it, keep the result in a sidecar.
+
+        Returns ``recorded``, ``sidecar`` or ``lost`` (another supervisor took the entry over).
+        """
+        try:
+            if claims.finish(self.store, run_id, self.owner, status, result):
+                return "recorded"
+            self.echo(f"{run_id:<24} lost ownership; result not written (another supervisor recovered it)")
+            return "lost"
+        except PlanError as exc:
+            try:
+                path = sidecar.save(self.output_dir, run_id, self.owner, status, result)
+            except OSError as side:
+                self.echo(f"{run_id:<24} {status} but NOT recorded: plan ({exc}) and sidecar ({side.strerror or side}) "
+                          "both unwritable; the entry stays running and runs again after the next start")
+                raise PlanWriteError(str(exc)) from None
+            self.unrecorded += 1
+            self.echo(f"{run_id:<24} {status}, but the plan could not be written ({exc}); result kept in {path}, "
+                      "merged at the next start")
+            return "sidecar"
 
     def _check_phase1_can_run(self, plan: Plan) -> None:
         """Fail before any change when Phase 1 would wait on a Phase 0 that is not going to run."""
@@ -189,6 +274,7 @@ class Session:
                 if run["status"] == "error":
                     run["status"] = "pending"
                     run["note"] = f"requeued by --retry-errors {claims.utc_now()}"
+                    run.pop("crashes", None)  # a given-up entry gets its full number of attempts again
 
     def _run_claim(self, claim: Claim, settings: dict[str, Any]) -> str:
         """Run one claimed entry to a final state, in the Phase 1 mode if it is a Phase 1 entry."""
@@ -197,7 +283,7 @@ class Session:
         self._watching = self._estimates(plan, run)
         cache = self._cache_folder(plan, run)
         if run["label"] != PHASE0_LABELS[1]:
-            shutil.rmtree(cache, ignore_errors=True)  # every run but the warm probe starts cold
+            fresh_dir(cache)  # every run but the warm probe starts cold
         mode = None if phase_of(run) == "phase0" else phase1_mode(plan, self.options.mode)
         extra: dict[str, Any] = {"attempt": claim.attempt, "data_source": dict(settings)}
         notes: list[str] = []
@@ -231,9 +317,9 @@ class Session:
                     result["wall_seconds_no_download"] = result["wall_seconds_total"] - result["preload_seconds"]
             result["warmup"] = first.summary(self.store)
         result["entry_seconds"] = round(time.monotonic() - self._watching["began"], 3)
-        if not claims.finish(self.store, run["id"], self.owner, status, result):
-            self.echo(f"{run['id']:<24} lost ownership; result not written (another supervisor recovered it)")
-            return "lost"
+        kept = self._record(run["id"], status, result)
+        if kept != "recorded":
+            return kept
         wall = result["wall_seconds_total"]
         wall_text = f"{wall:8.2f} s" if isinstance(wall, float) else "       - s"
         reason = f"  {result['notes']}" if status == "error" else ""
@@ -333,6 +419,7 @@ class Session:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
         env.update(self.provider.env_for(token))
+        env[reaper.MARKER] = self.owner.token  # inherited by everything the worker starts
 
         def on_spawn(pid: int, create_time: float | None) -> None:
             claims.record_worker(self.store, run["id"], self.owner, pid, create_time)
@@ -347,10 +434,9 @@ class Session:
                     self._stderr_path(Path(spec.output_dir), spec.stem),
                     on_spawn,
                     grace=self.options.grace,
+                    interruptible=self.stop.interruptible,
                 )
         except Interrupted:
-            note = f"interrupted {claims.utc_now()}: supervisor stopped by a signal; worker tree stopped"
-            claims.release(self.store, run["id"], self.owner, note)
-            self.echo(f"{run['id']:<24} pending (interrupted, worker stopped)")
+            self._give_back(run["id"], "while its worker ran; worker tree stopped")
             raise KeyboardInterrupt from None
         return outcome, self.provider.usage(token)

@@ -77,7 +77,8 @@ def test_racing_supervisors_run_each_entry_exactly_once(make_plan):
     plan = make_plan(runs, meta={"strategy_parameters": {"sleeptime": "60M"}})
     procs = [start_supervisor(plan) for _ in range(3)]
     outputs = [p.communicate(timeout=600) for p in procs]
-    assert all(p.returncode == 0 for p in procs), outputs
+    # 3: this supervisor is done but another still runs an entry; the last one to finish sees all done
+    assert {p.returncode for p in procs} <= {0, 3} and 0 in {p.returncode for p in procs}, outputs
     final = load(plan)
     assert [r["status"] for r in final["runs"]] == ["done"] * 5
     assert [r["attempts"] for r in final["runs"]] == [1] * 5
@@ -195,15 +196,17 @@ def test_plan_write_killed_at_random_never_loses_a_committed_result(tmp_path, ma
         proc = subprocess.Popen(
             [sys.executable, "-c", writer, str(plan), str(committed + 1)], stdout=subprocess.PIPE, text=True
         )
-        time.sleep(0.3 + rng.random() * 0.4)
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # killed only once it writes: start-up under load is not the subject
+        time.sleep(rng.random() * 0.3)
         proc.kill()
         out, _ = proc.communicate()
-        done = [int(x) for x in out.split()]
+        done = [int(x) for x in (first + out).split()]
         committed = max([committed, *done])
         data = json.loads(plan.read_text())  # always whole, valid JSON
         missing = [i for i in range(committed + 1) if f"r{i}" not in data["results"]]
         assert not missing, f"lost committed results {missing[:5]}"
-    assert committed > 20
+    assert committed >= 15  # at least one committed write per round
     from supervisor.plan import PlanStore
 
     with PlanStore(plan).update():

@@ -29,6 +29,7 @@ from worker.isolation import StdoutGuard, prepare_environment
 from worker.netguard import NetworkGuard
 from worker.progress import ProgressWriter, instrument
 from worker.protocol import Answer, RunSpec
+from worker.subreaper import become_subreaper, end_descendants
 
 _VERSIONED = ("lumibot", "yappi", "databento", "pandas", "polars", "numpy")
 
@@ -147,6 +148,7 @@ class Run:
         self.answer.error_kind = "terminated"
         self.answer.error = f"terminated by {signal.Signals(signum).name} after {elapsed:.1f} s"
         self.finish(partial=self.started)
+        end_descendants()
         os._exit(128 + signum)
 
 
@@ -189,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         guard.emit(orjson.dumps(answer.to_json()))
         return 2
     tie_to_parent(spec.supervisor_pid)
+    become_subreaper()
     Path(spec.work_dir).mkdir(parents=True, exist_ok=True)
     os.chdir(spec.work_dir)
     run = Run(spec, guard)
@@ -209,4 +212,5 @@ def main(argv: list[str] | None = None) -> int:
     run.finish()
     # LumiBot can leave non-daemon threads behind; the answer is out, so do not wait on them.
     sys.stderr.flush()
+    end_descendants()
     os._exit(0 if run.answer.ok else 1)
