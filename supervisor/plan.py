@@ -24,6 +24,7 @@ from filelock import FileLock, Timeout
 
 from common.atomicio import atomic_write_bytes
 from supervisor.schema import STATUSES, SchemaError, check_plan, parse
+from worker import options
 
 __all__ = ["PHASE0_LABELS", "STATUSES", "Plan", "PlanError", "PlanStore", "PlanWriteError", "Run", "validate"]
 
@@ -54,10 +55,18 @@ def run_dates(run: Run) -> tuple[date, date]:
 
 
 def validate(plan: Any, source: str = "plan", *, records: bool = True) -> None:
-    """Raise :class:`PlanError` naming the first problem (see :mod:`supervisor.schema`)."""
+    """Raise :class:`PlanError` naming the first problem (see :mod:`supervisor.schema`).
+
+    ``meta.backtest_options`` is checked by :mod:`worker.options`, which the worker uses too.
+    """
     try:
         check_plan(plan, records=records)
     except SchemaError as exc:
+        raise PlanError(f"{source}: {exc}") from None
+    meta = plan["meta"]
+    try:
+        options.check(meta.get("backtest_options"), local=meta["data_source"].get("mode", "local") == "local")
+    except options.OptionsError as exc:
         raise PlanError(f"{source}: {exc}") from None
 
 

@@ -24,6 +24,7 @@ import psutil
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from supervisor import reaper
+from supervisor.machine import MachineWatch
 from supervisor.owned import fresh_dir
 from supervisor.schema import WORKER_ANSWER, SchemaError
 from worker.protocol import ERROR_KINDS, PROTOCOL_VERSION, REQUIRED_ANSWER_FIELDS, RunSpec
@@ -39,6 +40,7 @@ class Outcome:
     pid: int | None = None
     timed_out: bool = False
     problem: str | None = None
+    machine: dict[str, Any] | None = None
 
 
 class Interrupted(Exception):
@@ -80,13 +82,18 @@ def kill_tree(proc: subprocess.Popen[bytes], grace: float, first: signal.Signals
     if tree and grace > 0:
         with contextlib.suppress(psutil.NoSuchProcess):
             tree[0].send_signal(first)
-        psutil.wait_procs(tree[:1], timeout=grace)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace)
     for p in tree:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    psutil.wait_procs(tree, timeout=5)
+    # The worker itself is reaped by Popen, never by psutil: a child reaped elsewhere reads as
+    # exit code 0 to Popen, which would record a timed-out worker as a clean exit.
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=5)
+    psutil.wait_procs(tree[1:], timeout=5)
 
 
 def parse_answer(stdout: bytes, size: int | None = None, *, run_id: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -153,6 +160,7 @@ def run_worker(
     work_dir = fresh_dir(Path(spec.work_dir))  # LumiBot's ./logs of an earlier attempt would mislead
     stdout_path = work_dir / "worker.stdout"
     stderr_path.parent.mkdir(parents=True, exist_ok=True)
+    watch = MachineWatch()
     t0 = time.perf_counter()
     with stderr_path.open("wb") as stderr, stdout_path.open("wb") as stdout:
         proc = _spawn(cmd, env, work_dir, stdout, stderr)
@@ -179,7 +187,8 @@ def run_worker(
                 reaper.kill_marked(env[reaper.MARKER])  # and anything that left the group
     seconds = time.perf_counter() - t0
     answer, problem = parse_answer(*_read_answer(stdout_path), run_id=spec.id)
-    outcome = Outcome(answer, proc.returncode, seconds, pid=proc.pid, timed_out=timed_out, problem=problem)
+    outcome = Outcome(answer, proc.returncode, seconds, pid=proc.pid, timed_out=timed_out, problem=problem,
+                      machine=watch.finish())
     if timed_out:
         outcome.problem = f"timeout after {timeout:g} s"
     elif problem is None and answer is not None and not answer.get("ok"):

@@ -256,6 +256,7 @@ RUN = obj({
 ASSET = obj({
     "symbol": (text(max_length=32, pattern=re.compile(r"[A-Za-z0-9._/^-]+"), what="a ticker symbol"), True),
     "type": (text(choices=ASSET_TYPES), False),
+    "timestep": (text(choices=("minute", "day")), False),
 })
 
 DATA_SOURCE = obj({
@@ -304,6 +305,7 @@ META = obj({
     "cross_check": (cross_check, False),
     "repeats": (number(1, MAX_REPEATS, low_inclusive=True, integer=True), False),
     "phase0_repeats": (number(1, MAX_REPEATS, low_inclusive=True, integer=True), False),
+    "backtest_options": (obj({}), False),  # keys and types: worker.options.check, called by plan.validate
 })
 
 INVARIANTS_SECTION = obj({key: (boolean, False) for key in INVARIANTS}, closed=True)
@@ -313,12 +315,15 @@ _OPTIONAL_TEXT = nullable(free_text)
 RESULT = obj({
     **{key: (_OPTIONAL_NUMBER, False) for key in (
         "wall_seconds_total", "wall_seconds_no_download", "cpu_seconds", "preload_seconds", "worker_process_seconds",
-        "peak_rss_mb", "iterations", "bars_served", "history_calls", "attempt", "transient_retries")},
+        "peak_rss_mb", "iterations", "bars_served", "history_calls", "attempt", "transient_retries",
+        "internal_bars_served", "internal_history_calls", "iterations_expected_at_most")},
     **{key: (_OPTIONAL_TEXT, False) for key in (
         "top_functions_csv", "top_threads_csv", "pstat", "callgrind", "stderr_log", "notes", "git_rev",
         "timestamp_utc", "label", "start", "end", "status", "cache_state", "error_kind", "phase1_mode")},
     **{key: (nullable(boolean), False) for key in ("partial", "invariants_hold", "git_dirty")},
-    **{key: (nullable(obj({})), False) for key in ("invariants", "invariants_in_effect", "versions", "warmup")},
+    **{key: (nullable(obj({})), False) for key in (
+        "invariants", "invariants_in_effect", "versions", "warmup", "phases", "machine", "backtest_options", "browser")},
+    "lumibot_outputs": (nullable(array(free_text)), False),
 })
 
 HISTORY_ITEM = obj({
@@ -344,7 +349,11 @@ WORKER_ANSWER = obj({
     **{key: (_OPTIONAL_NUMBER, False) for key in (
         "wall_seconds_total", "cpu_seconds", "worker_seconds", "peak_rss_mb")},
     **{key: (nullable(number(0, 1e15, low_inclusive=True, integer=True)), False) for key in (
-        "iterations", "bars_served", "history_calls", "cache_files_before", "cache_files_after")},
+        "iterations", "bars_served", "history_calls", "cache_files_before", "cache_files_after",
+        "internal_bars_served", "internal_history_calls")},
+    "sleeptime_seconds": (_OPTIONAL_NUMBER, False),
+    **{key: (nullable(obj({})), False) for key in ("phases", "backtest_options", "browser")},
+    "lumibot_outputs": (array(free_text), False),
     "ok": (boolean, True),
     "partial": (boolean, True),
     "files": (mapping(text()), True),

@@ -539,6 +539,7 @@ class Session:
             seed=int(meta["random_seed_for_selection"]),
             profile=profile,
             supervisor_pid=os.getpid(),
+            backtest_options=dict(meta.get("backtest_options") or {}),
         )
 
     def _timeout(self, plan: Plan, run: Run) -> float:

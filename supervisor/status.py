@@ -10,6 +10,7 @@ from typing import Any
 
 from common.progress import read_progress
 from supervisor import claims
+from supervisor.archive import archive_result
 from supervisor.eta import duration, run_left
 from supervisor.plan import Plan, PlanError, PlanStore, Run
 
@@ -93,6 +94,8 @@ def reset(store: PlanStore, selector: str | None, force: Iterable[str] = ()) -> 
     A running entry is reset only if its supervisor is provably dead, or, for ``force`` ids,
     if it cannot be proven alive (another host, no create time): the explicit take-over of
     an entry stuck under an owner nobody can check. A provably live owner is never overridden.
+    The files a result names move with it (see :mod:`supervisor.archive`), so a rerun cannot
+    overwrite them.
     """
     forced = set(force)
     if forced and selector:
@@ -115,6 +118,8 @@ def reset(store: PlanStore, selector: str | None, force: Iterable[str] = ()) -> 
                     continue
             result = plan["results"].pop(run["id"], None)
             if result is not None:
+                number = 1 + sum(1 for old in history if old.get("id") == run["id"])
+                result = archive_result(store, store.resolve(plan["meta"]["output_dir"]), run["id"], number, result)
                 history.append({"id": run["id"], "archived_utc": now, "status": run["status"], "result": result})
             if run["status"] != "pending" or result is not None:
                 messages.append(f"{run['id']}: {run['status']} -> pending")
@@ -123,5 +128,6 @@ def reset(store: PlanStore, selector: str | None, force: Iterable[str] = ()) -> 
             run["attempts"] = 0
             for key in ("owner", "note", "started_utc", "finished_utc", "crashes"):
                 run.pop(key, None)
-    messages.append(f"{count} entr{'y' if count == 1 else 'ies'} reset; earlier results kept in 'history'")
+    messages.append(f"{count} entr{'y' if count == 1 else 'ies'} reset; earlier results kept in 'history', "
+                    f"their files in {plan['meta']['output_dir']}/history/")
     return messages

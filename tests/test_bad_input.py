@@ -49,6 +49,22 @@ CASES = {
     "missing section": (mutated(lambda p: p.pop("invariants")), "invariants: is missing"),
     "bad timeout": (mutated(lambda p: p["meta"].update(timeout_seconds=-5)), "meta.timeout_seconds: must be a number in"),
     "wrong clock": (mutated(lambda p: p["meta"].update(clock_type="CPU")), "meta.clock_type: must be one of WALL"),
+    "unknown backtest option": (
+        mutated(lambda p: p["meta"].update(backtest_options={"show_plots": False})),
+        "meta.backtest_options.show_plots is not a run_backtest option",
+    ),
+    "backtest option of the wrong type": (
+        mutated(lambda p: p["meta"].update(backtest_options={"save_tearsheet": "no"})),
+        "meta.backtest_options.save_tearsheet must be true/false, got 'no'",
+    ),
+    "backtest option reaching the network": (
+        mutated(lambda p: p["meta"].update(backtest_options={"benchmark_asset": "SPY"})),
+        "benchmark_asset='SPY' is refused in local mode: LumiBot would download",
+    ),
+    "backtest option set by an invariant": (
+        mutated(lambda p: p["meta"].update(backtest_options={"save_logfile": False})),
+        "save_logfile cannot be set: set by the invariant file_logging",
+    ),
 }
 
 

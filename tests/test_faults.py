@@ -135,6 +135,8 @@ def run_into_timeout(make_plan, run_id: str, strategy: str, timeout: int, grace:
 def test_hanging_worker_times_out_with_a_partial_profile_and_no_survivors(make_plan):
     plan, result = run_into_timeout(make_plan, "hang", "Hang", 15, 10)
     assert result["partial"] is True
+    assert result["worker_returncode"] == 128 + signal.SIGTERM  # the worker's own exit after saving, not 0
+    assert "partial profile" in result["notes"] and result["phases"]["reason"].startswith("phase split not available")
     funcs = (plan.parent / result["top_functions_csv"]).read_text()
     assert "Hang.on_trading_iteration" in funcs  # the hang itself is in the profile
     assert gone(result["worker_pid"], 1)
@@ -288,5 +290,6 @@ def test_recovery_kills_an_orphaned_worker_left_by_a_dead_supervisor(make_plan):
 def test_a_worker_stuck_in_c_code_is_killed_after_the_grace_period(make_plan):
     plan, result = run_into_timeout(make_plan, "stuck", "GilHog", 5, 3)
     assert result["partial"] is False and result["top_functions_csv"] is None  # nothing could be saved
+    assert result["worker_returncode"] == -signal.SIGKILL
     assert gone(result["worker_pid"], 1)
     assert not processes_in(plan.parent / "profiling" / "work")

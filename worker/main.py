@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from common.lifetime import tie_to_parent
+from worker.browser import BrowserSuppressor
 from worker.fingerprint import fingerprint
 from worker.isolation import StdoutGuard, prepare_environment
 from worker.netguard import NetworkGuard
@@ -59,8 +60,10 @@ class Run:
         self.t_process = time.perf_counter()
         self.answer = Answer(id=spec.id, versions=versions())
         self.netguard = NetworkGuard()
+        self.browser = BrowserSuppressor()
         self.profile = WallProfile(enabled=spec.profile)
         self.progress = ProgressWriter(Path(spec.work_dir), enabled=spec.progress)
+        self.prepared: Any = None
         self.started = False
         self.strategy: Any = None
         self._finishing = threading.Lock()
@@ -75,12 +78,13 @@ class Run:
         spec, answer = self.spec, self.answer
         self.progress.phase("starting")
         answer.environment = prepare_environment(self.cache_folder)
+        self.browser.install()
         if spec.data_source.get("mode", "local") == "local":
             self.netguard.arm()
         answer.cache_files_before = count_cache_files(self.cache_folder)
-        prepared = backtest.prepare(spec)
+        prepared = self.prepared = backtest.prepare(spec)
         answer.parameters_hash = backtest.parameters_hash(prepared.parameters)
-        self.counter = prepared.counter
+        answer.backtest_options = backtest.backtest_kwargs(prepared, spec)
         if spec.progress:
             instrument(prepared.strategy_class, self.progress)
         self.progress.phase("backtest")
@@ -92,13 +96,14 @@ class Run:
             self.profile.stop()
         self.strategy = strategy
         answer.invariants_in_effect = backtest.invariants_in_effect(strategy, prepared, Path(spec.work_dir))
+        answer.sleeptime, answer.sleeptime_seconds = backtest.sleeptime_seconds(strategy)
         answer.ok = True
-        if prepared.counter.history_calls and not prepared.counter.bars_served:
+        counter = prepared.counter
+        if counter.any_calls and not counter.any_bars:
             answer.ok = False
             answer.error_kind = "no_data"
             answer.error = (
-                f"backtest finished but no bars reached the strategy "
-                f"({prepared.counter.history_calls} history requests came back empty)"
+                f"backtest finished but no bars reached the strategy ({counter.any_calls} history requests came back empty)"
             )
 
     def finish(self, partial: bool = False) -> None:
@@ -113,9 +118,14 @@ class Run:
             self.progress.phase("finishing")
             answer.wall_seconds_total = self.profile.wall_seconds
             answer.cpu_seconds = self.profile.cpu_seconds
+            prepared = self.prepared
             try:
                 answer.files = self.profile.save(ProfileFiles.for_stem(Path(spec.output_dir), spec.stem))
-                answer.iterations = self.profile.call_count("on_trading_iteration")
+                if self.profile.func_stats is not None:
+                    from worker import phases
+
+                    answer.iterations = self.profile.call_count(prepared.iteration_method)
+                    answer.phases = phases.split(self.profile.func_stats, answer.wall_seconds_total, partial)
             except Exception as exc:  # a failed save must not swallow the answer itself
                 answer.ok = False
                 answer.error_kind = answer.error_kind or "backtest"
@@ -125,10 +135,14 @@ class Run:
                 # profiled and an unprofiled pass of one window fingerprint alike.
                 counted = self.progress.iterations if spec.progress else answer.iterations
                 answer.fingerprint = fingerprint(self.strategy, Path(spec.work_dir), counted)
-            counter = getattr(self, "counter", None)
-            if counter is not None:
-                answer.bars_served = counter.bars_served
-                answer.history_calls = counter.history_calls
+            counter = prepared.counter
+            answer.bars_served, answer.history_calls = counter.bars_served, counter.history_calls
+            answer.internal_bars_served = counter.internal_bars_served
+            answer.internal_history_calls = counter.internal_history_calls
+            from worker.backtest import lumibot_outputs
+
+            answer.lumibot_outputs = lumibot_outputs(Path(spec.work_dir))
+        answer.browser = self.browser.record()
         answer.partial = partial
         answer.network_refused = list(self.netguard.refused)
         answer.cache_files_after = count_cache_files(self.cache_folder)

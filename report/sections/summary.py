@@ -7,6 +7,7 @@ from typing import Any
 from common.crosscheck import AGREES, COMPARED
 from report import markdown as md
 from report.analysis import Analysis
+from report.sections.cautions import CAUTIONS_ANCHOR, cautions
 from report.sections.parts import OUTLIERS_ANCHOR, WRAPPERS_ANCHOR, growth_verdict, marginal_phrase, probes, signed
 from report.sections.trust import TRUST_ANCHOR
 
@@ -32,7 +33,8 @@ class Summary:
             counts[record.status] = counts.get(record.status, 0) + 1
         parts = [f"{counts[s]} {s}" for s in ("done", "error", "running", "pending") if counts.get(s)]
         if counts.get("done") == len(results.records):
-            text = f"All {md.plural(len(results.records), 'planned run')} are done."
+            many = len(results.records) > 1
+            text = f"All {len(results.records)} planned runs are done." if many else "The one planned run is done."
         else:
             text = f"The plan has {md.plural(len(results.records), 'run')}: {md.listing(parts) or 'none yet'}."
         unusable = [r.id for r in results.records if r.status == "done" and not r.done]
@@ -43,6 +45,12 @@ class Summary:
             text += (
                 f" The {md.plural(len(results.done), 'profiled run')} took {analysis.total_wall:.1f} s of wall time together."
             )
+        careful = [r.id for r in results.records if cautions(r)]
+        if careful:
+            which = ("every run" if len(careful) == len(results.records) > 1
+                     else md.listing(careful) if len(careful) <= 4 else md.plural(len(careful), "run"))
+            text += (f" Read {which} with care (busy machine, iterations far above the sleeptime, or "
+                     f"stopped early: [why]({CAUTIONS_ANCHOR})).")
         return text
 
     @staticmethod
