@@ -166,18 +166,20 @@ def test_worker_printing_garbage_on_stdout_is_an_error(make_plan, tmp_path):
     assert "garbage" in notes and "hello from a noisy" in notes
 
 
-def test_ctrl_c_stops_the_worker_and_returns_the_entry_to_pending(make_plan):
-    plan = make_plan([short_run("sigint")], meta={"strategy": f"{FAULTY}:Hang"})
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "sighup"])
+def test_a_stop_signal_stops_the_worker_and_returns_the_entry_to_pending(make_plan, stop):
+    """Ctrl-C, and SIGHUP (a closed terminal) like SIGTERM: the worker tree ends, the entry waits."""
+    plan = make_plan([short_run("stop")], meta={"strategy": f"{FAULTY}:Hang"})
     sup = start_supervisor(plan)
-    worker = wait_for_worker(plan, "sigint")
-    wait_for_file(plan.parent / "profiling" / "work" / "sigint" / "hang.started")
-    sup.send_signal(signal.SIGINT)
-    out, err = sup.communicate(timeout=60)
+    worker = wait_for_worker(plan, "stop")
+    wait_for_file(plan.parent / "profiling" / "work" / "stop" / "hang.started")
+    sup.send_signal(stop)
+    out, err = sup.communicate(timeout=120)
     assert sup.returncode == 130, out + err
-    assert "interrupted" in out
+    assert f"interrupted by {stop.name}" in out and "pending (interrupted" in out
     run = load(plan)["runs"][0]
     assert run["status"] == "pending" and "interrupted" in run["note"]
-    assert gone(worker, 1)
+    assert gone(worker, 5)
 
 
 def test_plan_write_killed_at_random_never_loses_a_committed_result(tmp_path, make_plan):

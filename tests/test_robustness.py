@@ -187,21 +187,6 @@ def test_sigterm_while_the_result_is_being_written_keeps_the_result(make_plan):
     assert "late " in out and "done" in out and "interrupted by SIGTERM" in out
 
 
-@pytest.mark.slow
-def test_sighup_is_a_stop_request_like_sigterm(make_plan):
-    plan = make_plan([short_run("hup")], meta={"strategy": f"{FAULTY}:Hang"})
-    sup = start_supervisor(plan)
-    worker = wait_for_worker(plan, "hup")
-    wait_for_file(plan.parent / "profiling" / "work" / "hup" / "hang.started")
-    sup.send_signal(signal.SIGHUP)
-    out, err = sup.communicate(timeout=120)
-    assert sup.returncode == 130, out + err
-    assert "interrupted by SIGHUP" in out and "pending (interrupted" in out
-    run = load(plan)["runs"][0]
-    assert run["status"] == "pending" and "interrupted" in run["note"]
-    assert gone(worker, 5)
-
-
 # -- 5. a finished run survives an invalid plan or a full disk ---------------------------------------
 @pytest.mark.slow
 def test_result_survives_a_hand_edit_that_left_the_plan_invalid(make_plan):
