@@ -12,7 +12,7 @@ from tests.test_faults import start_supervisor, wait_for_worker
 pytestmark = pytest.mark.slow
 #: Result fields naming files, which reset moves to profiling/history/<id>.<n>/.
 MOVED = ("top_functions_csv", "top_threads_csv", "pstat", "callgrind", "stderr_log", "lumibot_outputs",
-         "invariants_in_effect")
+         "invariants_in_effect", "passes")
 
 
 def test_status_shows_owner_while_running_and_reset_keeps_history(make_plan):
@@ -44,6 +44,7 @@ def test_status_shows_owner_while_running_and_reset_keeps_history(make_plan):
     assert (plan.parent / archived["top_functions_csv"]).read_bytes() == first_csv
     assert archived["lumibot_outputs"] and all((plan.parent / p).is_file() for p in archived["lumibot_outputs"])
     assert Path(archived["invariants_in_effect"]["log_file"]).is_file()
+    assert archived["passes"][0]["top_functions_csv"] == archived["top_functions_csv"]  # each pass's files moved too
 
 
 def test_error_entries_are_not_retried_silently_but_retry_errors_requeues_them(make_plan):
