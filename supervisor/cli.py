@@ -37,6 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="S",
         help="seconds between progress lines when stdout is not a terminal (default 15)",
     )
+    parser.add_argument(
+        "--executor", choices=("local", "ray"), default="local",
+        help="where workers run: 'local' child processes (default) or tasks on a Ray cluster (needs .[cluster])",
+    )
+    parser.add_argument(
+        "--address", metavar="ADDR", help="Ray cluster to join (host:port of its head); default: start a local one"
+    )
+    parser.add_argument(
+        "--slots", type=int, metavar="N",
+        help="profiling slots of the local Ray cluster started without --address (default 1: one run at a time)",
+    )
     return parser
 
 
@@ -49,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --progress-interval must be a positive number of seconds", file=sys.stderr)
         return 2
     try:
+        from supervisor.executors import check_options
+
+        check_options(args.executor, args.address, args.slots)
         store = PlanStore(args.plan)
         if args.command == "status":
             from supervisor.status import render_status
@@ -82,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             grace=args.grace,
             quiet=args.quiet,
             progress_interval=args.progress_interval,
+            executor=args.executor,
+            address=args.address,
+            slots=args.slots,
         )
         return Session(store, options).run()
     except PlanError as exc:

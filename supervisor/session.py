@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,13 +21,15 @@ from typing import Any
 from supervisor import claims
 from supervisor.claims import BLOCKED, Claim, Owner
 from supervisor.eta import Estimator
+from supervisor.executors import Executor, Job, Ran, cache_node, open_executor, plan_key
 from supervisor.gitinfo import git_revision
+from supervisor.lanes import run_lanes
 from supervisor.phase0 import phase1_mode, summarize
 from supervisor.plan import PHASE0_LABELS, Plan, PlanStore, Run, phase_of
-from supervisor.progress import Monitor, Watched, choose_display
-from supervisor.provider import DataProvider, ProviderError, Usage, open_provider
+from supervisor.progress import LiveDisplay, Monitor, PlainDisplay, Watched, choose_display
+from supervisor.provider import ProviderError, Usage
 from supervisor.results import build_result, relative_files
-from supervisor.runner import Interrupted, Outcome, run_worker
+from supervisor.runner import Interrupted, Outcome
 from worker.protocol import RunSpec
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +48,9 @@ class Options:
     poll_seconds: float = 1.0
     quiet: bool = False
     progress_interval: float = 15.0
+    executor: str = "local"
+    address: str | None = None
+    slots: int | None = None
 
 
 def cache_state(usage: Usage, before: int | None, after: int | None) -> str:
@@ -74,10 +80,12 @@ class Pass:
     status: str
     notes: list[str]
     transient_retries: int
+    node: dict[str, Any]
 
     def fields(self) -> dict[str, Any]:
         answer = self.outcome.answer or {}
         return {
+            **self.node,
             "cache_state": cache_state(self.usage, answer.get("cache_files_before"), answer.get("cache_files_after")),
             "gateway_requests": self.usage.requests,
             "gateway_bytes": self.usage.bytes,
@@ -101,9 +109,19 @@ class Session:
         self.options = options
         self.echo = echo or (lambda line: print(line, flush=True))
         self.owner = Owner()
-        self.provider: DataProvider | None = None
+        self.executor: Executor | None = None
         self.monitor = Monitor(choose_display(options.quiet, options.progress_interval, self.echo))
-        self._watching: dict[str, Any] = {}
+        self._lane_state = threading.local()
+
+    @property
+    def _watching(self) -> dict[str, Any]:
+        """The running entry's estimates; one per lane, since lanes run entries side by side."""
+        watching: dict[str, Any] = self._lane_state.watching
+        return watching
+
+    @_watching.setter
+    def _watching(self, value: dict[str, Any]) -> None:
+        self._lane_state.watching = value
 
     # -- set-up ---------------------------------------------------------------------------
     def _settings(self, plan: Plan) -> dict[str, Any]:
@@ -146,20 +164,11 @@ class Session:
         self._check_phase1_can_run(plan)
         self._install_signals()
         settings = self._settings(plan)
-        failures = 0
         try:
-            seed = int(plan["meta"]["random_seed_for_selection"])
-            self.provider = open_provider(settings, self._output_dir(plan) / "gateway", seed, self.owner.token)
-            while True:
-                claim = claims.claim_next(self.store, self.options.selector, self.owner)
-                if claim is None:
-                    break
-                if claim == BLOCKED:
-                    time.sleep(self.options.poll_seconds)
-                    continue
-                assert isinstance(claim, Claim)
-                if self._run_claim(claim, settings) != "done":
-                    failures += 1
+            self.executor = self._open_executor(plan, settings)
+            if self.executor.slots > 1 and isinstance(self.monitor.display, LiveDisplay):
+                self.monitor = Monitor(PlainDisplay(self.echo, self.options.progress_interval))  # one bar at a time
+            failures = run_lanes(lambda stop: self._lane(settings, stop), self.executor.slots, self.executor.interrupt)
         except KeyboardInterrupt:
             self.echo("interrupted: no entry left running; rerun the same command to continue")
             return 130
@@ -167,9 +176,31 @@ class Session:
             self.echo(f"error: {exc}")
             return 1
         finally:
-            if self.provider is not None:
-                self.provider.close()
+            if self.executor is not None:
+                self.executor.close()
         return 1 if failures else 0
+
+    def _open_executor(self, plan: Plan, settings: dict[str, Any]) -> Executor:
+        return open_executor(
+            self.options.executor, settings, self._output_dir(plan) / "gateway", int(plan["meta"]["random_seed_for_selection"]),
+            self.owner.token, address=self.options.address, slots=self.options.slots,
+            plan_key=plan_key(self.owner.host, self.store.path),
+        )
+
+    def _lane(self, settings: dict[str, Any], stop: threading.Event) -> int:
+        """Claim and run entries until none is left (or ``stop``); returns how many did not end ``done``."""
+        failures = 0
+        while not stop.is_set():
+            claim = claims.claim_next(self.store, self.options.selector, self.owner)
+            if claim is None:
+                break
+            if claim == BLOCKED:
+                time.sleep(self.options.poll_seconds)
+                continue
+            assert isinstance(claim, Claim)
+            if self._run_claim(claim, settings) != "done":
+                failures += 1
+        return failures
 
     def _check_phase1_can_run(self, plan: Plan) -> None:
         """Fail before any change when Phase 1 would wait on a Phase 0 that is not going to run."""
@@ -257,22 +288,23 @@ class Session:
         self, plan: Plan, run: Run, settings: dict[str, Any], cache: Path, claim: Claim, *, profile: bool, stem: str
     ) -> Pass:
         """One worker pass over the entry's dates; transient failures are retried, bounded."""
-        assert self.provider is not None
+        assert self.executor is not None
         try:
-            self.provider.check()
+            self.executor.check()
         except ProviderError as exc:
-            return Pass(stem, Outcome(None, None, 0.0, problem=str(exc)), Usage(), "error", [str(exc)], 0)
+            return Pass(stem, Outcome(None, None, 0.0, problem=str(exc)), Usage(), "error", [str(exc)], 0, {})
         retries: list[str] = []
         for attempt in range(1, TRANSIENT_RETRIES + 2):
             token = f"{stem}.{self.owner.token}.{claim.attempt}.{attempt}"
             spec = self._spec(plan, run, settings, cache, profile, stem)
-            outcome, usage = self._spawn(plan, run, spec, token)
-            if (outcome.answer or {}).get("error_kind") == "transient" and attempt <= TRANSIENT_RETRIES:
-                retries.append(f"attempt {attempt}: {outcome.problem}")
+            ran = self._spawn(plan, run, spec, token)
+            if (ran.outcome.answer or {}).get("error_kind") == "transient" and attempt <= TRANSIENT_RETRIES:
+                retries.append(f"attempt {attempt}: {ran.outcome.problem}")
                 continue
             break
-        status, notes = self._judge(outcome, usage, settings)
-        return Pass(stem, outcome, usage, status, [*notes, *retries], len(retries))
+        status, notes = self._judge(ran.outcome, ran.usage, settings)
+        moved = [f"node failure: {line}" for line in ran.node.get("node_failures", [])]
+        return Pass(stem, ran.outcome, ran.usage, status, [*notes, *retries, *moved], len(retries), ran.node)
 
     def _judge(self, outcome: Outcome, usage: Usage, settings: dict[str, Any]) -> tuple[str, list[str]]:
         """Final status and notes. Data must have really arrived: LumiBot exits 0 without it."""
@@ -327,29 +359,21 @@ class Session:
             return self.options.timeout
         return float(run.get("timeout_seconds") or plan["meta"].get("timeout_seconds") or DEFAULT_TIMEOUT)
 
-    def _spawn(self, plan: Plan, run: Run, spec: RunSpec, token: str) -> tuple[Outcome, Usage]:
-        assert self.provider is not None
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-        env.update(self.provider.env_for(token))
+    def _spawn(self, plan: Plan, run: Run, spec: RunSpec, token: str) -> Ran:
+        assert self.executor is not None
 
         def on_spawn(pid: int, create_time: float | None) -> None:
             claims.record_worker(self.store, run["id"], self.owner, pid, create_time)
 
+        job = Job(spec, token, self._timeout(plan, run), self.options.grace, self._stderr_path(Path(spec.output_dir), spec.stem),
+                  on_spawn, cache_key=Path(spec.cache_folder).name, cache_node=cache_node(plan, run))
         watched = Watched(run["id"], run["start"], run["end"], Path(spec.work_dir), **self._watching)
         try:
             with self.monitor.watch(watched):
-                outcome = run_worker(
-                    spec,
-                    env,
-                    self._timeout(plan, run),
-                    self._stderr_path(Path(spec.output_dir), spec.stem),
-                    on_spawn,
-                    grace=self.options.grace,
-                )
+                ran = self.executor.run(job)
         except Interrupted:
             note = f"interrupted {claims.utc_now()}: supervisor stopped by a signal; worker tree stopped"
             claims.release(self.store, run["id"], self.owner, note)
             self.echo(f"{run['id']:<24} pending (interrupted, worker stopped)")
             raise KeyboardInterrupt from None
-        return outcome, self.provider.usage(token)
+        return ran
