@@ -43,13 +43,15 @@ def run_lanes(lane: Callable[[threading.Event], int], count: int, interrupt: Cal
         _join(threads)
     except KeyboardInterrupt:
         stop.set()
-        interrupt(False)
-        try:
-            _join(threads)
-        except KeyboardInterrupt:
-            interrupt(True)
-            _join(threads)
-        raise
+        force = False
+        while True:  # the lanes must give their entries back before the executor closes
+            try:
+                interrupt(force)
+                _join(threads)
+                break
+            except KeyboardInterrupt:  # Ray's driver may see one Ctrl-C more than once
+                force = True
+        raise KeyboardInterrupt from None
     first = next((e for e in errors if not isinstance(e, KeyboardInterrupt)), None) or (errors[0] if errors else None)
     if first is not None:
         raise first

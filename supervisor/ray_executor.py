@@ -12,6 +12,7 @@ with the local executor. The plan file is only ever written by the supervisor.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -124,6 +125,7 @@ class RayExecutor:
     def __init__(self, settings: dict[str, Any], seed: int, *, address: str | None, slots: int | None,
                  plan_key: str) -> None:
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+        os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"  # a Ray call after shutdown must fail, not start a cluster
         if address is None or address.split(":")[0] in LOOPBACK:
             # A one-machine cluster stays on loopback: unless told so, Ray swaps 127.0.0.1 for the
             # machine's network address, binds there and then cannot reach a loopback-only head.
@@ -159,6 +161,7 @@ class RayExecutor:
         self._spawned: dict[str, dict[str, Any]] = {}
         self._ended: set[str] = set()
         self._inflight: dict[str, Any] = {}
+        self._interrupting = False
 
     # -- the session's side ---------------------------------------------------------------
     def check(self) -> None:
@@ -181,6 +184,7 @@ class RayExecutor:
         return Ran(Outcome(None, None, 0.0, problem="; ".join(failures)), Usage(), node)
 
     def interrupt(self, force: bool = False) -> None:
+        self._interrupting = True
         with self._lock:
             refs = list(self._inflight.values())
         for ref in refs:
@@ -204,7 +208,12 @@ class RayExecutor:
             self._ended.discard(job.token)
         try:
             return self._wait(ref, job)
-        except KeyboardInterrupt:  # Ctrl-C in the main thread (one lane): stop this pass, give it back
+        except BaseException as exc:
+            # Ctrl-C: a KeyboardInterrupt in the main thread (one lane); in a lane thread after
+            # interrupt(), whatever Ray's calls raise once the driver saw the signal (SystemExit,
+            # a closed connection). Either way: stop this pass and give the entry back.
+            if not (self._interrupting or isinstance(exc, KeyboardInterrupt | SystemExit)):
+                raise
             self._cancel(ref, job)
             raise Interrupted(f"Ray task of {job.spec.stem} cancelled") from None
         finally:
@@ -267,14 +276,20 @@ class RayExecutor:
             while job.token not in self._ended and time.monotonic() < deadline:
                 time.sleep(POLL_SECONDS)
                 self._drain()
-        except KeyboardInterrupt:
-            pass
+        except (KeyboardInterrupt, SystemExit, self.ray.exceptions.RayError):
+            pass  # a second Ctrl-C, or the cluster is gone: the caller kills the task at once
 
     def _cancel(self, ref: Any, job: Job) -> None:
-        self.ray.cancel(ref)
-        self._await_end(job)
-        if job.token not in self._ended:
-            self.ray.cancel(ref, force=True)
+        """Graceful first (the task's run_worker stops its worker tree), then by force.
+
+        Should the cluster connection be gone as well, Ray ends the task when its owner (this
+        supervisor) exits, and the worker follows its parent (parent-death signal).
+        """
+        with contextlib.suppress(Exception):
+            self.ray.cancel(ref)
+            self._await_end(job)
+            if job.token not in self._ended:
+                self.ray.cancel(ref, force=True)
 
     def _land(self, job: Job, reply: dict[str, Any], failures: list[str]) -> Ran:
         """Write the node's files into the plan's folder and point the answer at them."""

@@ -166,6 +166,7 @@ class Session:
         settings = self._settings(plan)
         try:
             self.executor = self._open_executor(plan, settings)
+            self._install_signals()  # again: ray.init replaces SIGTERM's handler with its own
             if self.executor.slots > 1 and isinstance(self.monitor.display, LiveDisplay):
                 self.monitor = Monitor(PlainDisplay(self.echo, self.options.progress_interval))  # one bar at a time
             failures = run_lanes(lambda stop: self._lane(settings, stop), self.executor.slots, self.executor.interrupt)
