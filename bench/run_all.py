@@ -22,6 +22,7 @@ SCRIPTS = (
     "supervisor_overhead",
     "plan_cost",
     "gateway_speed",
+    "ray_overhead",
     "whole_plan",
 )
 
