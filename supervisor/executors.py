@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import os
 import platform
 import socket
@@ -158,6 +159,8 @@ def open_executor(
 ) -> Executor:
     """The executor the command line chose; ``ray`` is imported only on this path."""
     if kind == "ray":
+        if importlib.util.find_spec("ray") is None:  # not imported here: Ray reads its settings at import
+            raise PlanError("--executor ray needs Ray: pip install -e '.[cluster]' (or make install)")
         from supervisor.ray_executor import RayExecutor
 
         return RayExecutor(settings, seed, address=address, slots=slots, plan_key=plan_key)

@@ -22,10 +22,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import REPO, load, short_run
+from tests.conftest import REPO, load, short_run, supervise
 from tests.test_faults import gone, wait_for_file, wait_for_worker
 
-pytestmark = pytest.mark.slow
 FILES = ("top_functions_csv", "top_threads_csv", "pstat", "callgrind", "stderr_log")
 SHORT = {"strategy_parameters": {"sleeptime": "60M"}}
 
@@ -88,6 +87,23 @@ def ray_cluster(tmp_path: Path) -> Iterator[Callable[..., RayCluster]]:
     assert not left, f"left running after the test: {[(p.pid, p.name()) for p in left]}"
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--address", "127.0.0.1:1"], "only apply to --executor ray"),
+        (["--executor", "ray", "--slots", "0"], "at least 1"),
+        (["--executor", "ray", "--slots", "2", "--address", "127.0.0.1:1"], "advertise their own"),
+    ],
+)
+def test_contradictory_cluster_options_are_refused_before_any_change(make_plan, args, message):
+    plan = make_plan([short_run("opts")])
+    before = plan.read_bytes()
+    proc = supervise(plan, *args)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert plan.read_bytes() == before
+
+
+@pytest.mark.slow
 def test_a_plan_runs_once_per_entry_on_two_nodes_and_ctrl_c_leaves_nothing(ray_cluster, make_plan, tmp_path):
     cluster = ray_cluster(1, 1)
     runs = [short_run("ray-a", "2024-09-03", "2024-09-04"), short_run("ray-b", "2024-09-04", "2024-09-05")]
@@ -131,6 +147,7 @@ def raylet_of(pid: int) -> psutil.Process:
     raise AssertionError(f"worker {pid} runs under no raylet")
 
 
+@pytest.mark.slow
 def test_a_node_killed_mid_run_moves_the_pass_to_another_node_never_leaving_it_running(ray_cluster, make_plan):
     cluster = ray_cluster(0, 1, 1)  # the head (where the supervisor connects) runs no pass
     plan = make_plan([short_run("ray-kill")], meta={"strategy": "tests.strategies.faulty:Hang"})
