@@ -49,4 +49,5 @@ bench: install
 
 clean:
 	rm -rf profiling/work profiling/cache profiling/gateway profiling/*.csv profiling/*.pstat \
-	       profiling/*.callgrind profiling/*.log profiling/REPORT.md profiling/*.png
+	       profiling/*.callgrind profiling/*.log profiling/REPORT.md profiling/*.png \
+	       profiling/*.sampled.svg profiling/*.sampled.collapsed.txt

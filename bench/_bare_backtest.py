@@ -23,6 +23,7 @@ T_PROCESS = time.perf_counter()
 
 import orjson  # noqa: E402 - the clock above must start before any import
 
+from worker.browser import BrowserSuppressor  # noqa: E402
 from worker.isolation import StdoutGuard, prepare_environment  # noqa: E402
 from worker.netguard import NetworkGuard  # noqa: E402
 from worker.protocol import RunSpec  # noqa: E402
@@ -40,6 +41,7 @@ def main() -> int:
     Path(spec.work_dir).mkdir(parents=True, exist_ok=True)
     os.chdir(spec.work_dir)
     prepare_environment(Path(spec.cache_folder))
+    BrowserSuppressor().install()  # LumiBot's "show" defaults are on, as in the worker
     if mode == "lumibot_yappi":
         os.environ["BACKTESTING_PROFILE"] = "yappi"
     if spec.data_source.get("mode", "local") == "local":

@@ -17,9 +17,11 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 SCRIPTS = (
     "profiler_overhead",
+    "sampled_overhead",
     "progress_overhead",
     "eta_accuracy",
     "supervisor_overhead",
+    "analysis_phase",
     "plan_cost",
     "gateway_speed",
     "ray_overhead",

@@ -4,6 +4,8 @@ A user waits for the whole plan, not for one backtest. This splits that wait int
   backtest     sum of wall_seconds_total (what the profiles describe)
   worker       sum of worker_process_seconds minus the backtest: interpreter and LumiBot
                start-up, data-source preparation, stats extraction, profile files, answer
+  sampled      the cross-check: its unprofiled passes under py-spy (worker process seconds) and
+               the comparison, flame graph and CSV the supervisor then writes (compare_seconds)
   supervisor   supervisor wall minus the worker processes: plan locking and rewrites,
                spawning, gateway checks, result building
 Goals: the supervisor adds <= 0.25 s per run (as in supervisor_overhead); the worker's time
@@ -66,16 +68,19 @@ def analyse(plan: dict[str, Any], measured_wall: float | None) -> bool:
         wps = result.get("worker_process_seconds") or 0.0
         warm = result.get("warmup") or {}
         warm_wall = warm.get("wall_seconds_total") or 0.0
-        passes += 2 if warm else 1
+        cross = result.get("sampled_pass") or {}
+        sampled = (cross.get("worker_process_seconds") or 0.0) + (cross.get("compare_seconds") or 0.0)
+        passes += 1 + bool(warm) + bool(sampled)
         outside = wps - wall
         share = outside / wps if wps else 0.0
         shares.append((run["id"], share))
         phase = phase_of(run)
-        acc = phases.setdefault(phase, {"runs": 0, "wps": 0.0, "wall": 0.0, "warm": 0.0})
+        acc = phases.setdefault(phase, {"runs": 0, "wps": 0.0, "wall": 0.0, "warm": 0.0, "sampled": 0.0})
         acc["runs"] += 1
         acc["wps"] += wps
         acc["wall"] += wall
         acc["warm"] += warm_wall
+        acc["sampled"] += sampled
         begin, end = stamp(run.get("started_utc")), stamp(run.get("finished_utc"))
         if begin is not None and end is not None:
             spans.setdefault(phase, []).extend([begin, end])
@@ -91,11 +96,14 @@ def analyse(plan: dict[str, Any], measured_wall: float | None) -> bool:
                 f"{outside:.2f}",
                 f"{share:.0%}",
                 str(result.get("iterations") or "-"),
+                f"{sampled:.2f}" if sampled else "-",
+                str(result.get("profiler_overhead_ratio") or "-"),
                 f"{(end or 0) - (begin or 0):.0f}",
             ]
         )
     print("per run (seconds; 'outside' = worker process minus backtest: start-up, prepare, stats, files)")
-    c.table(["id", "label", "status", "mode", "backtest", "warm-up", "worker proc", "outside", "share", "iters", "span"], rows)
+    c.table(["id", "label", "status", "mode", "backtest", "warm-up", "worker proc", "outside", "share", "iters",
+             "sampled proc", "yappi/plain", "span"], rows)
     if unfinished:
         print(f"not finished, left out: {', '.join(unfinished)}")
         print()
@@ -105,7 +113,7 @@ def analyse(plan: dict[str, Any], measured_wall: float | None) -> bool:
     supervisor_wall = measured_wall if measured_wall is not None else estimated
     how = "measured" if measured_wall is not None else "estimated from stamps, +-1 s"
     prow: list[list[str]] = []
-    tot = {"runs": 0.0, "wps": 0.0, "wall": 0.0, "warm": 0.0}
+    tot = {"runs": 0.0, "wps": 0.0, "wall": 0.0, "warm": 0.0, "sampled": 0.0}
     for phase, acc in sorted(phases.items()):
         ts = spans.get(phase, [])
         span = max(ts) - min(ts) if ts else 0.0
@@ -117,6 +125,7 @@ def analyse(plan: dict[str, Any], measured_wall: float | None) -> bool:
                 f"{acc['wps']:.2f}",
                 f"{acc['wall']:.2f}",
                 f"{acc['warm']:.2f}",
+                f"{acc['sampled']:.2f}",
                 f"{acc['wps'] - acc['wall']:.2f}",
             ]
         )
@@ -130,6 +139,7 @@ def analyse(plan: dict[str, Any], measured_wall: float | None) -> bool:
             f"{tot['wps']:.2f}",
             f"{tot['wall']:.2f}",
             f"{tot['warm']:.2f}",
+            f"{tot['sampled']:.2f}",
             f"{tot['wps'] - tot['wall']:.2f}",
         ]
     )
@@ -142,6 +152,7 @@ def analyse(plan: dict[str, Any], measured_wall: float | None) -> bool:
             "sum worker_process_seconds",
             "sum wall_seconds_total",
             "sum warm-up backtest",
+            "sum sampled passes",
             "worker outside backtest",
         ],
         prow,
@@ -151,13 +162,14 @@ def analyse(plan: dict[str, Any], measured_wall: float | None) -> bool:
 
     # Warm-up / preload passes are separate worker processes whose process time the plan does not
     # record; only their backtest seconds are counted here, so their start-up lands in the gap.
-    gap = supervisor_wall - tot["wps"] - tot["warm"]
+    gap = supervisor_wall - tot["wps"] - tot["warm"] - tot["sampled"]
     per_run = gap / passes
     total_share = (tot["wps"] - tot["wall"]) / tot["wps"] if tot["wps"] else 0.0
     worst_id, worst = max(shares, key=lambda item: item[1])
     ok = c.goal(
         "whole_plan supervisor per run",
-        f"(supervisor wall - worker processes - warm-up backtests) / {passes} worker passes = {per_run:.3f} s ({how})",
+        f"(supervisor wall - worker processes - warm-up backtests - sampled passes) / {passes} worker passes = "
+        f"{per_run:.3f} s ({how})",
         f"<= {SUPERVISOR_GOAL} s",
         per_run <= SUPERVISOR_GOAL,
     )
@@ -167,6 +179,10 @@ def analyse(plan: dict[str, Any], measured_wall: float | None) -> bool:
         f"worker time outside the backtest: {tot['wps'] - tot['wall']:.1f} s of {tot['wps']:.1f} s = {total_share:.1%}; "
         f"largest share {worst:.0%} in {worst_id}"
     )
+    if tot["sampled"]:
+        print(f"cross-check: sampled passes took {tot['sampled']:.1f} s of the plan's {supervisor_wall:.1f} s "
+              f"({tot['sampled'] / supervisor_wall:.0%}); without them the plan would take about "
+              f"{supervisor_wall - tot['sampled']:.1f} s")
     return ok
 
 

@@ -14,6 +14,7 @@ from common.windows import LineFit, fit_line, robust_line
 from report.resultset import ResultSet, RunRecord
 from report.scaling import Growth, Marginal, marginal_costs, superlinear
 from report.totals import Aggregate, aggregate, heaviest
+from report.trust import Trust
 
 OUTLIER_FACTOR = 1.5
 """A Phase 1 run is an outlier when it takes over 1.5× what its length predicts: windows of
@@ -113,6 +114,11 @@ class Analysis:
 
     results: ResultSet
     charts: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def trust(self) -> Trust:
+        """The cross-check against unprofiled runs sampled by py-spy."""
+        return Trust(self.results)
 
     @cached_property
     def totals(self) -> list[Aggregate]:

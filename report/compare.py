@@ -6,13 +6,26 @@ absolute path and line, so two checkouts, two machines or an edited file still l
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
+from common.fingerprints import differences as fingerprint_differences
+from common.stats import Verdict, judge_repeats, judge_single
 from report import markdown as md
 from report.resultset import ResultSet, RunRecord
 from report.totals import aggregate
 
 TOP_FUNCTIONS = 15
+VOID = "results changed: the timing comparison is not like for like"
+
+HOW = (
+    "How a verdict is reached: with at least two passes per run on both sides, a run is `faster` or `slower` only "
+    "if Welch's t-test on the passes' wall times rejects \"same mean\" at p < 0.05 (pyperf's `compare_to` uses a "
+    "t-test at 95 %) **and** the medians differ by a factor of at least 1.1 (asv's default `--factor`); otherwise it "
+    "is `within noise`. With a single run on either side there is nothing to test, so the noise band measured by "
+    "Phase 0's repeats stands in: the change must exceed both that band and the factor 1.1. A difference below the "
+    "noise is never called a change. Wall times are medians of the passes; the spread is min–max."
+)
 
 
 class Comparison:
@@ -25,6 +38,7 @@ class Comparison:
         self.common = [(old[r.id], r) for r in after.records if r.id in old and old[r.id].done and r.done]
         self.only_before = [r.id for r in before.done if r.id not in {a.id for _, a in self.common}]
         self.only_after = [r.id for r in after.done if r.id not in {a.id for _, a in self.common}]
+        self.noise, self.noise_source = _noise_band(after, before)
 
     def render(self) -> str:
         parts = [
@@ -32,27 +46,60 @@ class Comparison:
             f"**Before** = `{self.before.store.path}` (the plan given with `--compare`); **after** = "
             f"`{self.after.store.path}` (the plan given with `--plan`). Ratios are after ÷ before: below 1.00 the "
             "after run is faster, above 1.00 it is slower.",
+            HOW,
             self._runs(),
+            self._results(),
             self._functions(),
             self._setup(),
         ]
         return "\n\n".join(parts) + "\n"
 
+    def verdict(self, before: RunRecord, after: RunRecord) -> Verdict:
+        """One run's verdict: a deliberate test with repeats, the Phase 0 band without."""
+        b, a = before.pass_walls, after.pass_walls
+        if len(b) >= 2 and len(a) >= 2:
+            return judge_repeats(b, a)
+        return judge_single(statistics.median(b), statistics.median(a), self.noise, self.noise_source)
+
     def _runs(self) -> str:
         head = "## Wall time per run"
         if not self.common:
             return f"{head}\n\nNo run id is done in both result sets, so there is nothing to compare."
-        rows = [
-            [a.id, a.label, str(a.days), md.wall(b.wall), md.wall(a.wall), md.ratio(a.wall, b.wall)] for b, a in self.common
+        rows = []
+        for b, a in self.common:
+            verdict = self.verdict(b, a)
+            changed = fingerprint_differences(b.value("fingerprint"), a.value("fingerprint"))
+            word = f"**{VOID}**" if changed else (f"**{verdict.word}**" if verdict.is_change else verdict.word)
+            walls = [md.wall_spread(b.pass_walls, b.wall), md.wall_spread(a.pass_walls, a.wall)]
+            rows.append([a.id, a.label, *walls, md.ratio(a.wall, b.wall), word, verdict.test])
+        text = [
+            head,
+            md.table(["run", "label", "before s", "after s", "ratio", "verdict", "how judged"], rows, [2, 3, 4]),
         ]
-        total_b = sum(b.wall or 0.0 for b, _ in self.common)
-        total_a = sum(a.wall or 0.0 for _, a in self.common)
-        rows.append(["**all common runs**", "", "", md.wall(total_b), md.wall(total_a), md.ratio(total_a, total_b)])
-        text = [head, md.table(["run", "label", "trading days", "before wall s", "after wall s", "ratio"], rows, [2, 3, 4, 5])]
         for side, ids in (("before", self.only_before), ("after", self.only_after)):
             if ids:
                 text.append(f"Done only {side} (not compared): {', '.join(ids)}.")
         return "\n\n".join(text)
+
+    def _results(self) -> str:
+        """Same backtest on both sides, and within each side's passes, or the timings do not compare."""
+        head = "## Backtest results (fingerprints)"
+        rows = []
+        for b, a in self.common:
+            changed = fingerprint_differences(b.value("fingerprint"), a.value("fingerprint"))
+            if changed:
+                rows.append([a.id, VOID, "; ".join(changed)])
+            for side, record in (("before", b), ("after", a)):
+                if record.value("fingerprints_match") is False:
+                    rows.append([a.id, f"passes of the {side} plan differ", str(record.value("notes") or "")])
+        if not self.common:
+            return f"{head}\n\nNo common runs."
+        if not rows:
+            return (
+                f"{head}\n\nEvery common run did the same backtest on both sides and in every pass (final portfolio "
+                "value, orders, fills, iterations and the sha256 of LumiBot's trade-events file all equal)."
+            )
+        return "\n\n".join([head, md.table(["run", "finding", "what differs"], rows)])
 
     def _functions(self) -> str:
         head = f"## Top {TOP_FUNCTIONS} functions by cumulative time"
@@ -64,25 +111,52 @@ class Comparison:
         ranked = sorted(
             union, key=lambda x: max(_cum(before.get(x.key)), _cum(after.get(x.key))), reverse=True
         )[:TOP_FUNCTIONS]
+        passes_b, passes_a = self._per_pass_totals("before"), self._per_pass_totals("after")
+        judged = len(passes_b) >= 2 and len(passes_a) >= 2
         rows = []
         for item in ranked:
             b, a = before.get(item.key), after.get(item.key)
+            if judged:
+                seconds = [t.get(item.key, 0.0) for t in passes_b], [t.get(item.key, 0.0) for t in passes_a]
+                word = judge_repeats(*seconds, tests=len(ranked)).word
+            else:
+                word = "– (single runs)"
             rows.append(
                 [
                     md.code((a or b or item).short),
                     md.func_seconds(b.cumulative if b else None),
                     md.func_seconds(a.cumulative if a else None),
                     md.ratio(a.cumulative if a else 0.0, b.cumulative if b else 0.0),
+                    f"{b.ncall if b else 0:,} → {a.ncall if a else 0:,}",
+                    word,
                 ]
             )
+        how = (
+            f"per function, the same test on its cumulative seconds summed over the runs, pass by pass "
+            f"({len(passes_b)} vs {len(passes_a)} passes), at p < 0.05 / {len(ranked)} (Bonferroni: {len(ranked)} "
+            "functions are judged at once)"
+            if judged
+            else "no per-function verdict: it needs at least two passes of every common run on both sides (`--repeats`)"
+        )
         return "\n\n".join(
             [
                 head,
-                f"Cumulative seconds summed over the {md.plural(len(self.common), 'run')} done in both, ranked by the larger "
-                "of the two; entry points and thread waits are left out as in REPORT.md.",
-                md.table(["function", "before s", "after s", "ratio"], rows, [1, 2, 3]),
+                f"Cumulative seconds of each run's median pass, summed over the {md.plural(len(self.common), 'run')} done "
+                f"in both, ranked by the larger of the two; entry points and thread waits are left out as in REPORT.md. "
+                f"Verdict: {how}. A changed call count is a changed code path, whatever the seconds say.",
+                md.table(["function", "before s", "after s", "ratio", "calls", "verdict"], rows, [1, 2, 3, 4]),
             ]
         )
+
+    def _per_pass_totals(self, side: str) -> list[dict[str, float]]:
+        """Pass k's cumulative seconds per function, summed over the common runs (k up to the fewest passes)."""
+        records = [b if side == "before" else a for b, a in self.common]
+        store = (self.before if side == "before" else self.after).store
+        profiles = [r.pass_funcs(store) for r in records]
+        rounds = min((len(p) for p in profiles), default=0)
+        if rounds < 2:
+            return []
+        return [{x.key: x.cumulative for x in aggregate(p[k] for p in profiles)} for k in range(rounds)]
 
     def _setup(self) -> str:
         head = "## What else differs"
@@ -102,6 +176,16 @@ class Comparison:
                 md.table(["run", "before → after"], rows),
             ]
         )
+
+
+def _noise_band(*sides: ResultSet) -> tuple[float | None, str]:
+    """Phase 0's noise band as a fraction of its probe's median, from the first side that measured one."""
+    for side in sides:
+        summary = side.plan.get("phase0") or {}
+        percent = summary.get("noise_band_percent")
+        if isinstance(percent, int | float):
+            return percent / 100.0, f"Phase 0 of {side.store.path}, {summary.get('repeats')} repeats"
+    return None, "no Phase 0 repeats"
 
 
 def _cum(item: Any) -> float:

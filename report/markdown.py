@@ -22,6 +22,13 @@ def wall(value: Any) -> str:
     return seconds(value, 2)
 
 
+def wall_spread(passes: Sequence[float], value: Any) -> str:
+    """A run's wall seconds: ``value`` (the median) and, with repeats, ``(min–max, n=N)`` of its passes."""
+    if len(passes) < 2:
+        return wall(value)
+    return f"{wall(value)} ({wall(min(passes))}–{wall(max(passes))}, n={len(passes)})"
+
+
 def func_seconds(value: Any) -> str:
     """Per-function seconds: three places, since many self times are well under 0.1 s."""
     return seconds(value, 3)

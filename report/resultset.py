@@ -61,6 +61,25 @@ class RunRecord:
         return self.status == "done" and self.wall is not None and self.funcs is not None and not self.value("partial")
 
     @property
+    def pass_walls(self) -> list[float]:
+        """Wall seconds of every done pass (one run without repeats is its own one pass)."""
+        passes = self.value("passes") or [self.result or {}]
+        return [float(p["wall_seconds_total"]) for p in passes
+                if p.get("status") == "done" and isinstance(p.get("wall_seconds_total"), int | float)]
+
+    def pass_funcs(self, store: PlanStore) -> list[list[FuncRow]]:
+        """The profile of every done pass that has a readable one, portable keys, in pass order."""
+        passes = self.value("passes") or [self.result or {}]
+        found = []
+        for p in passes:
+            if p.get("status") == "done" and p.get("top_functions_csv"):
+                try:
+                    found.append(portable(read_funcs(store.resolve(p["top_functions_csv"]))))
+                except (OSError, ValueError, KeyError, csv.Error) as exc:
+                    self.problems.append(f"{p['top_functions_csv']} is unreadable ({type(exc).__name__})")
+        return found
+
+    @property
     def mode(self) -> str:
         if self.phase == "phase0":
             return "probe"

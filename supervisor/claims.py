@@ -8,7 +8,6 @@ reused pid is never mistaken for a live supervisor.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import socket
 import uuid
@@ -19,6 +18,7 @@ from typing import Any
 import orjson
 import psutil
 
+from supervisor import reaper
 from supervisor.plan import PHASE0_LABELS, Plan, PlanError, PlanStore, Run, phase_of
 
 FINAL = ("done", "error")
@@ -36,18 +36,39 @@ def process_create_time(pid: int) -> float | None:
 
 
 def is_alive(pid: Any, create_time: Any) -> bool:
-    """True if ``pid`` is running and is the same process that was recorded (not a reuse)."""
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    actual = process_create_time(pid)
-    if actual is None:
+    """True only if ``pid`` runs and provably is the process recorded: same create time, not a zombie.
+
+    Without a recorded create time nothing is proven (the pid may have been reused by anyone),
+    so the answer is False: callers that kill must never act on an unproven identity.
+    """
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0 or not isinstance(create_time, int | float):
         return False
     try:
-        if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-            return False
+        proc = psutil.Process(pid)
+        return proc.status() != psutil.STATUS_ZOMBIE and abs(proc.create_time() - float(create_time)) < 0.01
     except psutil.Error:
         return False
-    return create_time is None or abs(actual - float(create_time)) < 0.01
+
+
+ALIVE, DEAD, UNKNOWN = "alive", "dead", "unknown"
+
+
+def owner_state(run: Run) -> str:
+    """Whether the supervisor recorded as running this entry is ``alive``, ``dead`` or ``unknown``.
+
+    ``unknown``: another host (a container restarted under a new host name looks the same), or
+    a live pid whose create time was not recorded. Such an entry is never recovered on a guess;
+    ``reset --force ID`` takes it over explicitly.
+    """
+    record = run.get("owner") or {}
+    if record.get("host") not in (None, socket.gethostname()):
+        return UNKNOWN
+    pid, create_time = record.get("supervisor_pid"), record.get("supervisor_create_time")
+    if is_alive(pid, create_time):
+        return ALIVE
+    if create_time is None and isinstance(pid, int) and process_create_time(pid) is not None:
+        return UNKNOWN
+    return DEAD
 
 
 @dataclass(frozen=True)
@@ -101,51 +122,57 @@ def owned_by(run: Run, owner: Owner) -> bool:
     return run.get("status") == "running" and (run.get("owner") or {}).get("token") == owner.token
 
 
-def owner_alive(run: Run) -> bool:
-    """Whether the supervisor recorded as running this entry is still alive (on this host)."""
-    record = run.get("owner") or {}
-    if record.get("host") not in (None, socket.gethostname()):
-        return True  # another machine's supervisor: we cannot judge it, so we leave it alone
-    return is_alive(record.get("supervisor_pid"), record.get("supervisor_create_time"))
+#: Crashes of a supervisor while running one entry before the entry is given up as ``error``
+#: (``meta.max_attempts`` overrides): an entry that kills its supervisor must not block the queue.
+DEFAULT_MAX_ATTEMPTS = 3
 
 
-def recover(store: PlanStore) -> list[str]:
-    """Put entries whose supervisor died back to ``pending``, killing any orphaned worker first.
+@dataclass(frozen=True)
+class Recovery:
+    """One entry taken back from a dead supervisor: back to ``pending``, or given up as ``error``."""
 
-    Returns one line per recovered entry, for the console.
+    run_id: str
+    message: str
+    gave_up: bool
+
+
+def recover(store: PlanStore) -> list[Recovery]:
+    """Put entries whose supervisor provably died back to ``pending``, ending their leftovers first.
+
+    The orphaned worker is killed only if its pid and create time match the record; anything
+    else it started is found by the owner's token in its environment. An entry whose
+    supervisor died ``max_attempts`` times ends in ``error`` instead.
     """
-    messages: list[str] = []
+    recovered: list[Recovery] = []
     with store.update() as plan:
+        limit = int(plan["meta"].get("max_attempts", DEFAULT_MAX_ATTEMPTS))
         for run in plan["runs"]:
-            if run["status"] != "running" or owner_alive(run):
+            if run["status"] != "running" or owner_state(run) != DEAD:
                 continue
             record = run.get("owner") or {}
-            worker_pid = record.get("worker_pid")
-            killed = ""
-            if isinstance(worker_pid, int) and is_alive(worker_pid, record.get("worker_create_time")):
-                _kill_orphan(worker_pid)
-                killed = f"; orphaned worker {worker_pid} killed"
-            note = (
-                f"recovered {utc_now()}: supervisor {record.get('supervisor_pid')} died while this "
-                f"entry was running{killed}"
-            )
-            run["status"] = "pending"
+            left = ""
+            if is_alive(record.get("worker_pid"), record.get("worker_create_time")) and reaper.kill_pid(record["worker_pid"]):
+                left += f"; orphaned worker {record['worker_pid']} killed"
+            others = reaper.kill_marked(record["token"]) if record.get("token") else []
+            if others:
+                left += f"; processes it started killed: {', '.join(map(str, sorted(others)))}"
+            crashes = int(run.get("crashes", 0)) + 1
+            note = f"supervisor {record.get('supervisor_pid')} died while this entry was running{left}"
             run.pop("owner", None)
-            run["note"] = note
-            messages.append(f"{run['id']}: {note}")
-    return messages
+            run["crashes"] = crashes
+            if crashes >= limit:
+                from supervisor.results import error_result
 
-
-def _kill_orphan(pid: int) -> None:
-    try:
-        proc = psutil.Process(pid)
-        tree = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return
-    for p in tree:
-        with contextlib.suppress(psutil.Error):
-            p.kill()
-    psutil.wait_procs(tree, timeout=5)
+                reason = f"gave up after the supervisor died {crashes} times running it (last: {note})"
+                run["status"] = "error"
+                run["finished_utc"] = utc_now()
+                plan["results"][run["id"]] = error_result(run, reason)
+                recovered.append(Recovery(run["id"], f"error: {reason}", gave_up=True))
+            else:
+                run["status"] = "pending"
+                run["note"] = f"recovered {utc_now()}: {note}"
+                recovered.append(Recovery(run["id"], run["note"], gave_up=False))
+    return recovered
 
 
 @dataclass(frozen=True)
@@ -174,22 +201,53 @@ def claim_next(store: PlanStore, selector: str | None, owner: Owner) -> Claim | 
             if not _dependencies_final(plan, run):
                 blocked = True
                 continue
-            attempt = int(run.get("attempts", 0)) + 1
-            run["status"] = "running"
-            run["attempts"] = attempt
-            run["started_utc"] = utc_now()
-            run["owner"] = owner.record()
-            run.pop("note", None)
-            return Claim(run=orjson.loads(orjson.dumps(run)), attempt=attempt)  # no reference into the plan
+            return _take(run, owner)
         return BLOCKED if blocked else None
 
 
-def _dependencies_final(plan: Plan, run: Run) -> bool:
-    """The warm probe runs after the cold one; Phase 1 runs after Phase 0."""
+def claim_beside(store: PlanStore, selector: str | None, owner: Owner, held: list[Claim], limit: int) -> list[Claim]:
+    """Also take up to ``limit`` pending entries of the same phase as ``held``, to interleave their passes.
+
+    An entry whose only unfinished dependency is held by this supervisor may be taken (the
+    warm probe beside the cold one: each warm pass runs right after its cold pass).
+    """
+    claimed: list[Claim] = []
+    with store.update() as plan:
+        wanted = {r["id"] for r in select(plan, selector)}
+        phase = phase_of(held[0].run)
+        for run in plan["runs"]:
+            if len(claimed) >= limit:
+                break
+            if run["id"] not in wanted or run["status"] != "pending" or phase_of(run) != phase:
+                continue
+            ours = {c.run["id"] for c in (*held, *claimed)}
+            if _dependencies_final(plan, run, ours):
+                claimed.append(_take(run, owner))
+    return claimed
+
+
+def _take(run: Run, owner: Owner) -> Claim:
+    attempt = int(run.get("attempts", 0)) + 1
+    run["status"] = "running"
+    run["attempts"] = attempt
+    run["started_utc"] = utc_now()
+    run["owner"] = owner.record()
+    run.pop("note", None)
+    return Claim(run=orjson.loads(orjson.dumps(run)), attempt=attempt)  # no reference into the plan
+
+
+def _dependencies_final(plan: Plan, run: Run, ours: set[str] | None = None) -> bool:
+    """The warm probe runs after the cold one; Phase 1 runs after Phase 0. Entries in ``ours``
+    are held by the asking supervisor, which orders their passes itself."""
+    held = ours or set()
+
+    def final(r: Run) -> bool:
+        return r["status"] in FINAL or r["id"] in held
+
     if run["label"] == PHASE0_LABELS[1]:
-        return all(r["status"] in FINAL for r in plan["runs"] if r["label"] == PHASE0_LABELS[0])
+        return all(final(r) for r in plan["runs"] if r["label"] == PHASE0_LABELS[0])
     if phase_of(run) == "phase1":
-        return all(r["status"] in FINAL for r in plan["runs"] if phase_of(r) == "phase0" and r["status"] != "pending")
+        return all(final(r) for r in plan["runs"] if phase_of(r) == "phase0" and r["status"] != "pending")
     return True
 
 
@@ -218,11 +276,18 @@ def finish(store: PlanStore, run_id: str, owner: Owner, status: str, result: dic
         return True
 
 
-def release(store: PlanStore, run_id: str, owner: Owner, note: str) -> None:
-    """Give an entry back to the queue (interrupted run), with a note saying why."""
+def release(store: PlanStore, run_id: str, owner: Owner, note: str) -> bool:
+    """Give an entry back to the queue (interrupted run), with a note saying why.
+
+    An interruption is not the entry's fault, so the attempt is given back too.
+    Returns False if this supervisor no longer owned the entry.
+    """
     with store.update() as plan:
         run = find(plan, run_id)
-        if owned_by(run, owner):
-            run["status"] = "pending"
-            run.pop("owner", None)
-            run["note"] = note
+        if not owned_by(run, owner):
+            return False
+        run["status"] = "pending"
+        run["attempts"] = max(0, int(run.get("attempts", 1)) - 1)
+        run.pop("owner", None)
+        run["note"] = note
+        return True

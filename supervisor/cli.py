@@ -1,41 +1,79 @@
 """``python -m supervisor``: run the plan, show the queue, reset it, report on it.
 
 Exit codes: 0 all selected runs done, 1 some run ended in ``error``, 2 bad input (plan file
-or command line), 130 interrupted.
+or command line), 3 nothing left to claim but entries still running under another
+supervisor, 130 interrupted. Bad input is always one line on stderr and an untouched file.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn
 
 from supervisor.plan import PlanError, PlanStore
+from supervisor.schema import GRACE, SECONDS, Check, SchemaError
 
 COMMANDS = ("run", "status", "reset", "report", "gateway")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """argparse prints the usage block before an error; a bad flag is one line like any bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def checked(check: Check) -> Callable[[str], float]:
+    """An argparse type that applies the same schema check as the plan's own field."""
+
+    def convert(raw: str) -> float:
+        try:
+            value = float(raw)
+            check(value)
+        except ValueError as exc:  # SchemaError is a ValueError
+            message = str(exc) if isinstance(exc, SchemaError) else f"not a number: {raw!r}"  # argparse names the flag
+            raise argparse.ArgumentTypeError(message) from None
+        return value
+
+    return convert
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m supervisor",
         description="Profile LumiBot backtests with yappi wall-clock timing, one fresh worker per run.",
     )
     parser.add_argument("command", nargs="?", default="run", choices=COMMANDS, help="default: run")
     parser.add_argument("--plan", type=Path, default=Path("profiling_plan.json"), help="plan file (default: %(default)s)")
     parser.add_argument("--only", metavar="SELECTOR", help="phase0, phase1, a label (week, month, ...) or a run id")
-    parser.add_argument("--timeout", type=float, help="wall-time limit per run in seconds (overrides the plan)")
+    parser.add_argument(
+        "--timeout", type=checked(SECONDS), help="wall-time limit per run in seconds (overrides the plan)"
+    )
     parser.add_argument("--retry-errors", action="store_true", help="put entries in 'error' back in the queue first")
     parser.add_argument("--data-mode", choices=("local", "live"), help="DataBento mode (overrides meta.data_source.mode)")
     parser.add_argument("--mode", choices=("single", "preload", "two_pass"), help="Phase 1 mode (overrides Phase 0's decision)")
+    parser.add_argument(
+        "--repeats", type=int, metavar="N", help="fresh worker passes per entry (overrides meta.repeats, meta.phase0_repeats)"
+    )
     parser.add_argument("--compare", type=Path, metavar="OTHER_PLAN", help="report: compare with another plan's results")
-    parser.add_argument("--grace", type=float, default=10.0, help="seconds a stopped worker gets to save (default 10)")
+    parser.add_argument(
+        "--grace", type=checked(GRACE), default=10.0, help="seconds a stopped worker gets to save (default 10)"
+    )
     parser.add_argument("--quiet", action="store_true", help="one line per run, no progress display")
     parser.add_argument(
         "--progress-interval",
-        type=float,
+        type=checked(SECONDS),
         default=15.0,
         metavar="S",
         help="seconds between progress lines when stdout is not a terminal (default 15)",
+    )
+    parser.add_argument(
+        "--force", metavar="ID", action="append",
+        help="reset: take over this running entry although its owner cannot be proven dead (another host, no create time)",
     )
     parser.add_argument(
         "--executor", choices=("local", "ray"), default="local",
@@ -51,40 +89,47 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print(text: str) -> None:
+    """Console output that survives a closed pipe (``status | head -1``) or a hung-up terminal (EIO
+    after SIGHUP): the rest of the output is dropped, the work goes on."""
+    try:
+        print(text, flush=True)
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail too
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.timeout is not None and args.timeout <= 0:
-        print("error: --timeout must be a positive number of seconds", file=sys.stderr)
+    if args.force and args.command != "reset":
+        print("error: --force is only for `reset`", file=sys.stderr)
         return 2
-    if not args.progress_interval > 0:
-        print("error: --progress-interval must be a positive number of seconds", file=sys.stderr)
+    if args.repeats is not None and args.repeats < 1:
+        print("error: --repeats must be a whole number >= 1", file=sys.stderr)
         return 2
     try:
         from supervisor.executors import check_options
 
         check_options(args.executor, args.address, args.slots)
         store = PlanStore(args.plan)
+        plan = store.read()  # every command rejects a bad plan first, before anything is imported or changed
         if args.command == "status":
             from supervisor.status import render_status
 
-            plan = store.read()
-            print(render_status(plan, store.resolve(plan["meta"]["output_dir"])))
+            _print(render_status(plan, store.resolve(plan["meta"]["output_dir"])))
             return 0
         if args.command == "reset":
             from supervisor.status import reset
 
-            for line in reset(store, args.only):
-                print(line)
+            for line in reset(store, args.only, force=args.force or ()):
+                _print(line)
             return 0
         if args.command == "gateway":
             from supervisor.gatewaycmd import serve_foreground
 
             return serve_foreground(store)
         if args.command == "report":
-            from report.write import write_comparison, write_report
-
-            print(write_comparison(store, PlanStore(args.compare)) if args.compare else write_report(store))
-            return 0
+            return _report(store, args.compare)
         from supervisor.session import Options, Session
 
         options = Options(
@@ -93,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             retry_errors=args.retry_errors,
             data_mode=args.data_mode,
             mode=args.mode,
+            repeats=args.repeats,
             grace=args.grace,
             quiet=args.quiet,
             progress_interval=args.progress_interval,
@@ -100,7 +146,21 @@ def main(argv: list[str] | None = None) -> int:
             address=args.address,
             slots=args.slots,
         )
-        return Session(store, options).run()
+        return Session(store, options, echo=_print).run()
     except PlanError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _report(store: PlanStore, compare: Any) -> int:
+    other = PlanStore(compare) if compare else None
+    if other is not None:
+        other.read()
+    from report.write import write_comparison, write_report
+
+    try:
+        _print(write_comparison(store, other) if other is not None else write_report(store))
+    except OSError as exc:
+        print(f"error: cannot write the report: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -16,10 +16,12 @@ import os
 import platform
 import socket
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from supervisor import reaper
 from supervisor.plan import PHASE0_LABELS, Plan, PlanError, Run
 from supervisor.provider import DataProvider, Usage, open_provider
 from supervisor.runner import Outcome, run_worker
@@ -44,6 +46,11 @@ class Job:
     """Name of the cache folder the pass uses (passes sharing one must share a machine)."""
     cache_node: str | None = None
     """The cluster node whose cache this pass must reuse, when another pass filled it."""
+    marker: str = ""
+    """The owner token every process of the worker's tree carries (``reaper.MARKER``), so its
+    leftovers can be found and killed by proof of identity."""
+    interruptible: Callable[[], AbstractContextManager[None]] = nullcontext
+    """Where a stop signal may interrupt the wait for the worker (``StopRequest.interruptible``)."""
 
 
 @dataclass
@@ -142,8 +149,9 @@ class LocalExecutor:
         self.provider.check()
 
     def run(self, job: Job) -> Ran:
-        env = worker_env(self.provider.env_for(job.token))
-        outcome = run_worker(job.spec, env, job.timeout, job.stderr_path, job.on_spawn, grace=job.grace)
+        env = worker_env({**self.provider.env_for(job.token), reaper.MARKER: job.marker})
+        outcome = run_worker(job.spec, env, job.timeout, job.stderr_path, job.on_spawn, grace=job.grace,
+                             interruptible=job.interruptible)
         return Ran(outcome, self.provider.usage(job.token), dict(self.node))
 
     def interrupt(self, force: bool = False) -> None:

@@ -1,14 +1,18 @@
-"""``profiling_plan.json``: its format, its validation, and the lock around every change.
+"""``profiling_plan.json``: reading it, checking it (rules in :mod:`supervisor.schema`), and the
+lock around every change.
 
 The plan file is the plan, the queue and the results log at once, so every read-modify-write
 happens under an exclusive lock on a sidecar file (``<plan>.lock``; the JSON file itself
 cannot carry the lock because ``os.replace`` swaps its inode) and lands with an atomic
-replace. Readers without the lock always see a whole file.
+replace. Readers without the lock always see a whole file. Whatever goes wrong with the file
+or its folder (not JSON, not a regular file, no permission, disk full) is a one-line
+:class:`PlanError`, never a traceback.
 """
 
 from __future__ import annotations
 
-import re
+import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -19,12 +23,12 @@ import orjson
 from filelock import FileLock, Timeout
 
 from common.atomicio import atomic_write_bytes
+from supervisor.schema import STATUSES, SchemaError, check_plan, parse
+from worker import options
 
-STATUSES = ("pending", "running", "done", "error")
+__all__ = ["PHASE0_LABELS", "STATUSES", "Plan", "PlanError", "PlanStore", "PlanWriteError", "Run", "validate"]
+
 PHASE0_LABELS = ("cache_probe_cold", "cache_probe_warm")
-_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-_REQUIRED_META = ("profiler", "clock_type", "output_dir", "random_seed_for_selection", "strategy", "data_source")
-_REQUIRED_RUN = ("id", "start", "end", "label", "status")
 
 Plan = dict[str, Any]
 Run = dict[str, Any]
@@ -32,6 +36,13 @@ Run = dict[str, Any]
 
 class PlanError(Exception):
     """Bad input in the plan file or on the command line: one line, exit code 2."""
+
+
+class PlanWriteError(PlanError):
+    """The plan could not be written (disk full, permissions, the file turned invalid under us).
+
+    A finished run's result must survive this: the session keeps it in a sidecar instead.
+    """
 
 
 def phase_of(run: Run) -> str:
@@ -43,56 +54,20 @@ def run_dates(run: Run) -> tuple[date, date]:
     return date.fromisoformat(run["start"]), date.fromisoformat(run["end"])
 
 
-def validate(plan: Any, source: str = "plan") -> None:
-    """Raise :class:`PlanError` naming the first problem; accept every valid plan unchanged."""
-    if not isinstance(plan, dict):
-        raise PlanError(f"{source}: top level must be a JSON object")
-    for section, kind in (("meta", dict), ("invariants", dict), ("runs", list), ("results", dict)):
-        if section not in plan:
-            raise PlanError(f"{source}: missing section {section!r}")
-        if not isinstance(plan[section], kind):
-            raise PlanError(f"{source}: {section!r} must be a JSON {'object' if kind is dict else 'array'}")
+def validate(plan: Any, source: str = "plan", *, records: bool = True) -> None:
+    """Raise :class:`PlanError` naming the first problem (see :mod:`supervisor.schema`).
+
+    ``meta.backtest_options`` is checked by :mod:`worker.options`, which the worker uses too.
+    """
+    try:
+        check_plan(plan, records=records)
+    except SchemaError as exc:
+        raise PlanError(f"{source}: {exc}") from None
     meta = plan["meta"]
-    for key in _REQUIRED_META:
-        if key not in meta:
-            raise PlanError(f"{source}: meta.{key} is missing")
-    if str(meta["profiler"]).lower() != "yappi" or str(meta["clock_type"]).upper() != "WALL":
-        raise PlanError(f"{source}: meta.profiler must be 'yappi' and meta.clock_type 'WALL'")
-    if not isinstance(meta["data_source"], dict) or "kind" not in meta["data_source"]:
-        raise PlanError(f"{source}: meta.data_source must be an object with a 'kind'")
-    if ":" not in str(meta["strategy"]):
-        raise PlanError(f"{source}: meta.strategy must look like 'package.module:ClassName'")
-    _positive(meta.get("timeout_seconds", 1), f"{source}: meta.timeout_seconds")
-    seen: set[str] = set()
-    for index, run in enumerate(plan["runs"]):
-        where = f"{source}: runs[{index}]"
-        if not isinstance(run, dict):
-            raise PlanError(f"{where} must be a JSON object")
-        for key in _REQUIRED_RUN:
-            if key not in run:
-                raise PlanError(f"{where} ({run.get('id', '?')}): missing field {key!r}")
-        run_id = run["id"]
-        if not isinstance(run_id, str) or not _ID_PATTERN.match(run_id):
-            raise PlanError(f"{where}: id {run_id!r} must be letters, digits, '.', '_' or '-'")
-        where = f"{source}: run {run_id!r}"
-        if run_id in seen:
-            raise PlanError(f"{where}: duplicate id")
-        seen.add(run_id)
-        if run["status"] not in STATUSES:
-            raise PlanError(f"{where}: unknown status {run['status']!r} (expected one of {', '.join(STATUSES)})")
-        try:
-            start, end = run_dates(run)
-        except (TypeError, ValueError):
-            raise PlanError(f"{where}: dates must be YYYY-MM-DD, got {run['start']!r} -> {run['end']!r}") from None
-        if end <= start:
-            raise PlanError(f"{where}: end {end} must be after start {start} (LumiBot stops at midnight starting the end date)")
-        if "timeout_seconds" in run:
-            _positive(run["timeout_seconds"], f"{where}: timeout_seconds")
-
-
-def _positive(value: Any, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise PlanError(f"{what} must be a positive number, got {value!r}")
+    try:
+        options.check(meta.get("backtest_options"), local=meta["data_source"].get("mode", "local") == "local")
+    except options.OptionsError as exc:
+        raise PlanError(f"{source}: {exc}") from None
 
 
 def pristine(plan: Plan) -> Plan:
@@ -146,16 +121,33 @@ class PlanStore:
         return self._parse(self._raw())
 
     def _raw(self) -> bytes:
+        """The file's bytes; a FIFO, a folder or an unreadable file is bad input, not a hang or a traceback."""
         try:
+            if not stat.S_ISREG(os.stat(self.path).st_mode):
+                raise PlanError(f"{self.path}: not a regular file")
             return self.path.read_bytes()
         except FileNotFoundError:
             raise PlanError(f"{self.path}: plan file does not exist") from None
+        except OSError as exc:
+            raise PlanError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
 
     def _parse(self, raw: bytes) -> Plan:
+        """Strict JSON; a file exactly as a supervisor writes it skips the slower duplicate-key parse.
+
+        Re-encoding what orjson read gives back the same bytes only if nothing was lost, so a
+        file a supervisor wrote (and nobody edited) cannot hide a duplicate key.
+        """
         try:
-            plan = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            raise PlanError(f"{self.path}: not valid JSON: {exc}") from None
+            try:
+                plan = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                plan = None
+            if plan is None or encode(plan) != raw:
+                plan = parse(raw)  # edited by hand, or broken: the strict parser names the problem
+        except SchemaError as exc:
+            raise PlanError(f"{self.path}: {exc}") from None
+        except ValueError as exc:
+            raise PlanError(f"{self.path}: not valid JSON: {str(exc).splitlines()[0]}") from None
         validate(plan, str(self.path))
         return plan
 
@@ -170,6 +162,8 @@ class PlanStore:
             self._lock.acquire()
         except Timeout:
             raise PlanError(f"{self.path}: could not lock {self._lock.lock_file} (another process holds it)") from None
+        except OSError as exc:
+            raise PlanError(f"{self.path}: cannot lock {self._lock.lock_file}: {exc.strerror or exc}") from None
         try:
             self._remove_stale_temporaries()
             raw = self._raw()
@@ -180,10 +174,13 @@ class PlanStore:
                 plan = self._parse(raw)
                 before = encode(plan)
             yield plan
-            validate(plan, str(self.path))
+            validate(plan, str(self.path), records=False)
             after = encode(plan)
             if after != before:
-                atomic_write_bytes(self.path, after)
+                try:
+                    atomic_write_bytes(self.path, after)
+                except OSError as exc:
+                    raise PlanWriteError(f"{self.path}: cannot write: {exc.strerror or exc}") from None
             self._last = (after, plan)
         finally:
             self._lock.release()

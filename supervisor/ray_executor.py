@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from supervisor import reaper
 from supervisor.executors import Job, Ran, describe_host, worker_env
 from supervisor.plan import PlanError
 from supervisor.provider import LIVE_KEY, ProviderError, Usage, open_provider
@@ -99,7 +100,7 @@ def node_task(payload: dict[str, Any], events: Any, secrets: dict[str, str]) -> 
             return {"node": node, "problem": str(exc)}
         try:
             provider.check()
-            env = worker_env(provider.env_for(token))
+            env = worker_env({**provider.env_for(token), reaper.MARKER: payload["marker"]})
 
             def on_spawn(pid: int, create_time: float | None) -> None:
                 events.put({"token": token, "pid": pid, "create_time": create_time, **node})
@@ -202,6 +203,9 @@ class RayExecutor:
         payload = {
             "spec": job.spec.to_json(), "token": job.token, "timeout": job.timeout, "grace": job.grace,
             "settings": self.settings, "seed": self.seed, "plan_key": self.plan_key, "fresh_cache": pin is None,
+            # The pass's own token, not the owner's alone: run_worker kills every process carrying the
+            # marker once its pass ends, and two lanes' passes may share a machine.
+            "marker": f"{job.marker}.{job.token}",
         }
         options = {"scheduling_strategy": self.affinity(pin, soft=False)} if pin else {}
         ref = self.task.options(**options).remote(payload, self.events, self.secrets)
@@ -210,7 +214,8 @@ class RayExecutor:
             self._spawned.pop(job.token, None)
             self._ended.discard(job.token)
         try:
-            return self._wait(ref, job)
+            with job.interruptible():  # one lane: the stop signal interrupts this wait in the main thread
+                return self._wait(ref, job)
         except BaseException as exc:
             # Ctrl-C: a KeyboardInterrupt in the main thread (one lane); in a lane thread after
             # interrupt(), whatever Ray's calls raise once the driver saw the signal (SystemExit,

@@ -4,13 +4,33 @@ from __future__ import annotations
 
 import glob
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from common.progress import read_progress
 from supervisor import claims
+from supervisor.archive import archive_result
 from supervisor.eta import duration, run_left
-from supervisor.plan import Plan, PlanStore, Run
+from supervisor.plan import Plan, PlanError, PlanStore, Run
+
+_OWNER_WORDS = {
+    claims.ALIVE: "alive",
+    claims.DEAD: "DEAD (recovered at next start)",
+    claims.UNKNOWN: "cannot be checked from here (other host, or no create time recorded)",
+}
+
+
+def _owner_detail(run: Run) -> str:
+    owner = run.get("owner") or {}
+    state = claims.owner_state(run)
+    detail = (
+        f"supervisor {owner.get('supervisor_pid')}@{owner.get('host')} ({_OWNER_WORDS[state]}), "
+        f"worker {owner.get('worker_pid')}, since {run.get('started_utc')}"
+    )
+    if state == claims.UNKNOWN:
+        detail += f"; if it is gone: python -m supervisor reset --force {run['id']}"
+    return detail
 
 
 def render_status(plan: Plan, output_dir: Path | None = None) -> str:
@@ -29,12 +49,7 @@ def render_status(plan: Plan, output_dir: Path | None = None) -> str:
         wall_text = f"{wall:8.2f}" if isinstance(wall, int | float) else f"{'-':>8}"
         detail = ""
         if run["status"] == "running":
-            owner = run.get("owner") or {}
-            alive = "alive" if claims.owner_alive(run) else "DEAD (recovered at next start)"
-            detail = (
-                f"supervisor {owner.get('supervisor_pid')}@{owner.get('host')} ({alive}), "
-                f"worker {owner.get('worker_pid')}, since {run.get('started_utc')}"
-            )
+            detail = _owner_detail(run)
         elif run["status"] == "error":
             detail = str(result.get("notes") or "")
         elif run.get("note"):
@@ -73,27 +88,46 @@ def live_progress(run: Run, output_dir: Path) -> str:
     )
 
 
-def reset(store: PlanStore, selector: str | None) -> list[str]:
+def reset(store: PlanStore, selector: str | None, force: Iterable[str] = ()) -> list[str]:
     """Put selected entries back to ``pending``; their results move to ``history``, never deleted.
 
-    Entries running under a live supervisor are left alone and reported.
+    A running entry is reset only if its supervisor is provably dead, or, for ``force`` ids,
+    if it cannot be proven alive (another host, no create time): the explicit take-over of
+    an entry stuck under an owner nobody can check. A provably live owner is never overridden.
+    The files a result names move with it (see :mod:`supervisor.archive`), so a rerun cannot
+    overwrite them.
     """
+    forced = set(force)
+    if forced and selector:
+        raise PlanError("reset: give either --only or --force, not both")
     messages: list[str] = []
+    count = 0
     with store.update() as plan:
         history: list[dict[str, Any]] = plan.setdefault("history", [])
         now = claims.utc_now()
-        for run in claims.select(plan, selector):
-            if run["status"] == "running" and claims.owner_alive(run):
-                messages.append(f"{run['id']}: left alone, a live supervisor is running it")
-                continue
+        chosen = [claims.find(plan, run_id) for run_id in sorted(forced)] if forced else claims.select(plan, selector)
+        for run in chosen:
+            if run["status"] == "running":
+                state = claims.owner_state(run)
+                if state == claims.ALIVE:
+                    messages.append(f"{run['id']}: left alone, a live supervisor is running it")
+                    continue
+                if state == claims.UNKNOWN and run["id"] not in forced:
+                    messages.append(f"{run['id']}: left alone, its owner cannot be checked; "
+                                    f"to take it over: reset --force {run['id']}")
+                    continue
             result = plan["results"].pop(run["id"], None)
             if result is not None:
+                number = 1 + sum(1 for old in history if old.get("id") == run["id"])
+                result = archive_result(store, store.resolve(plan["meta"]["output_dir"]), run["id"], number, result)
                 history.append({"id": run["id"], "archived_utc": now, "status": run["status"], "result": result})
             if run["status"] != "pending" or result is not None:
                 messages.append(f"{run['id']}: {run['status']} -> pending")
+                count += 1
             run["status"] = "pending"
             run["attempts"] = 0
-            for key in ("owner", "note", "started_utc", "finished_utc"):
+            for key in ("owner", "note", "started_utc", "finished_utc", "crashes"):
                 run.pop(key, None)
-    messages.append(f"{len(messages)} entr{'y' if len(messages) == 1 else 'ies'} reset; earlier results kept in 'history'")
+    messages.append(f"{count} entr{'y' if count == 1 else 'ies'} reset; earlier results kept in 'history', "
+                    f"their files in {plan['meta']['output_dir']}/history/")
     return messages

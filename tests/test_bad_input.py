@@ -38,17 +38,33 @@ def _duplicate(plan: dict[str, Any]) -> None:
 
 CASES = {
     "invalid JSON": (b'{"meta": {', "not valid JSON"),
-    "unknown status": (mutated(_set_run(2, status="finished")), "unknown status 'finished'"),
+    "unknown status": (mutated(_set_run(2, status="finished")), 'status: must be one of pending, running, done, error'),
     "duplicate ids": (mutated(_duplicate), "duplicate id"),
     "end before start": (
         mutated(_set_run(4, start="2025-03-16", end="2025-03-10")),
         "end 2025-03-10 must be after start 2025-03-16",
     ),
-    "unparsable date": (mutated(_set_run(5, start="2025-02-30")), "dates must be YYYY-MM-DD"),
-    "missing run field": (mutated(_drop_run_field("end")), "missing field 'end'"),
-    "missing section": (mutated(lambda p: p.pop("invariants")), "missing section 'invariants'"),
-    "bad timeout": (mutated(lambda p: p["meta"].update(timeout_seconds=-5)), "timeout_seconds must be a positive"),
-    "wrong clock": (mutated(lambda p: p["meta"].update(clock_type="CPU")), "clock_type 'WALL'"),
+    "unparsable date": (mutated(_set_run(5, start="2025-02-30")), "start: must be a real date YYYY-MM-DD"),
+    "missing run field": (mutated(_drop_run_field("end")), '("wk-2025-03-10_03-16").end: is missing'),
+    "missing section": (mutated(lambda p: p.pop("invariants")), "invariants: is missing"),
+    "bad timeout": (mutated(lambda p: p["meta"].update(timeout_seconds=-5)), "meta.timeout_seconds: must be a number in"),
+    "wrong clock": (mutated(lambda p: p["meta"].update(clock_type="CPU")), "meta.clock_type: must be one of WALL"),
+    "unknown backtest option": (
+        mutated(lambda p: p["meta"].update(backtest_options={"show_plots": False})),
+        "meta.backtest_options.show_plots is not a run_backtest option",
+    ),
+    "backtest option of the wrong type": (
+        mutated(lambda p: p["meta"].update(backtest_options={"save_tearsheet": "no"})),
+        "meta.backtest_options.save_tearsheet must be true/false, got 'no'",
+    ),
+    "backtest option reaching the network": (
+        mutated(lambda p: p["meta"].update(backtest_options={"benchmark_asset": "SPY"})),
+        "benchmark_asset='SPY' is refused in local mode: LumiBot would download",
+    ),
+    "backtest option set by an invariant": (
+        mutated(lambda p: p["meta"].update(backtest_options={"save_logfile": False})),
+        "save_logfile cannot be set: set by the invariant file_logging",
+    ),
 }
 
 
@@ -116,7 +132,7 @@ def test_worker_answers_that_cannot_be_trusted_are_named() -> None:
         "protocol": 1, "id": "r", "ok": True, "partial": False, "wall_seconds_total": 1.0,
         "cpu_seconds": 1.0, "files": {}, "invariants_in_effect": {},
     }
-    assert parse_answer(json.dumps(good), "r") == (good, None)
+    assert parse_answer(json.dumps(good), run_id="r") == (good, None)
     cases = {
         b"": "printed nothing",
         b"hello\n{}": "garbage",
@@ -125,7 +141,9 @@ def test_worker_answers_that_cannot_be_trusted_are_named() -> None:
         json.dumps(good | {"error_kind": "cosmic"}): "unknown error_kind 'cosmic'",
         json.dumps(good | {"protocol": 99}): "protocol 99",
         json.dumps(good | {"id": "other"}): "answered for run 'other'",
+        json.dumps(good | {"wall_seconds_total": "fast"}): "malformed: answer.wall_seconds_total",
+        json.dumps(good | {"files": {"pstat": 5}}): "malformed: answer.files",
     }
     for raw, expected in cases.items():
-        answer, problem = parse_answer(raw, "r")
+        answer, problem = parse_answer(raw, run_id="r")
         assert answer is None and problem is not None and expected in problem, (raw, problem)

@@ -26,7 +26,7 @@ def test_phase0_through_the_gateway_cold_downloads_warm_does_not(make_plan):
             short_run("p0-cold", "2024-09-03", "2024-09-04", "cache_probe_cold"),
             short_run("p0-warm", "2024-09-03", "2024-09-04", "cache_probe_warm"),
         ],
-        meta={"data_source": LOCAL, "strategy_parameters": FAST},
+        meta={"data_source": LOCAL, "strategy_parameters": FAST, "phase0_repeats": 1},  # repeats: test_repeats.py
     )
     proc = supervise(plan)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -43,6 +43,7 @@ def test_phase0_through_the_gateway_cold_downloads_warm_does_not(make_plan):
     summary = final["phase0"]
     assert summary["delta_wall_seconds"] == pytest.approx(warm["wall_seconds_total"] - cold["wall_seconds_total"], abs=1e-3)
     assert summary["decision"] in ("single", "preload") and "cold" in summary["reason"]
+    assert summary["noise_band_seconds"] is None and "no noise band" in summary["reason"]
     assert summary["function_diff"] and summary["top_cold"] and summary["top_warm"]
     assert "phase0 decision:" in proc.stdout
     assert not any((plan.parent / "profiling" / "gateway").glob("*/gateway.json"))  # gateway stopped

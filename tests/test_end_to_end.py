@@ -46,12 +46,12 @@ def test_supervisor_profiles_a_real_backtest(make_plan):
 
     base = plan_path.parent  # relative paths resolve beside the copied plan, not in the repo
     funcs = rows(base / result["top_functions_csv"])
-    names = {r["name"] for r in funcs}
-    assert any(n.endswith("on_trading_iteration") for n in names)
-    iteration_calls = sum(int(r["ncall"]) for r in funcs if r["name"].endswith("on_trading_iteration"))
-    assert iteration_calls == result["iterations"]
+    own = [r for r in funcs if r["name"] == "MesMomentum.on_trading_iteration"]
+    assert len(own) == 1 and int(own[0]["ncall"]) == result["iterations"]  # the strategy's method, nothing else
     threads = rows(base / result["top_threads_csv"])
-    assert any(r["name"] == "StrategyExecutor" for r in threads)
+    assert any(r["name"] == "MesMomentum" for r in threads)  # LumiBot names the strategy thread after it
+    assert result["phases"]["consistent"] is True and result["phases"]["components"]["backtest_analysis"] > 0
+    assert any(p.endswith("_tearsheet.html") for p in result["lumibot_outputs"])
     stats = pstats.Stats(str(base / result["pstat"]))
     assert stats.total_tt > 0  # type: ignore[attr-defined]
     assert (base / result["callgrind"]).read_text().startswith("version:")

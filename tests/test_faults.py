@@ -77,7 +77,8 @@ def test_racing_supervisors_run_each_entry_exactly_once(make_plan):
     plan = make_plan(runs, meta={"strategy_parameters": {"sleeptime": "60M"}})
     procs = [start_supervisor(plan) for _ in range(3)]
     outputs = [p.communicate(timeout=600) for p in procs]
-    assert all(p.returncode == 0 for p in procs), outputs
+    # 3: this supervisor is done but another still runs an entry; the last one to finish sees all done
+    assert {p.returncode for p in procs} <= {0, 3} and 0 in {p.returncode for p in procs}, outputs
     final = load(plan)
     assert [r["status"] for r in final["runs"]] == ["done"] * 5
     assert [r["attempts"] for r in final["runs"]] == [1] * 5
@@ -134,6 +135,8 @@ def run_into_timeout(make_plan, run_id: str, strategy: str, timeout: int, grace:
 def test_hanging_worker_times_out_with_a_partial_profile_and_no_survivors(make_plan):
     plan, result = run_into_timeout(make_plan, "hang", "Hang", 15, 10)
     assert result["partial"] is True
+    assert result["worker_returncode"] == 128 + signal.SIGTERM  # the worker's own exit after saving, not 0
+    assert "partial profile" in result["notes"] and result["phases"]["reason"].startswith("phase split not available")
     funcs = (plan.parent / result["top_functions_csv"]).read_text()
     assert "Hang.on_trading_iteration" in funcs  # the hang itself is in the profile
     assert gone(result["worker_pid"], 1)
@@ -163,18 +166,20 @@ def test_worker_printing_garbage_on_stdout_is_an_error(make_plan, tmp_path):
     assert "garbage" in notes and "hello from a noisy" in notes
 
 
-def test_ctrl_c_stops_the_worker_and_returns_the_entry_to_pending(make_plan):
-    plan = make_plan([short_run("sigint")], meta={"strategy": f"{FAULTY}:Hang"})
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGHUP], ids=["ctrl-c", "sighup"])
+def test_a_stop_signal_stops_the_worker_and_returns_the_entry_to_pending(make_plan, stop):
+    """Ctrl-C, and SIGHUP (a closed terminal) like SIGTERM: the worker tree ends, the entry waits."""
+    plan = make_plan([short_run("stop")], meta={"strategy": f"{FAULTY}:Hang"})
     sup = start_supervisor(plan)
-    worker = wait_for_worker(plan, "sigint")
-    wait_for_file(plan.parent / "profiling" / "work" / "sigint" / "hang.started")
-    sup.send_signal(signal.SIGINT)
-    out, err = sup.communicate(timeout=60)
+    worker = wait_for_worker(plan, "stop")
+    wait_for_file(plan.parent / "profiling" / "work" / "stop" / "hang.started")
+    sup.send_signal(stop)
+    out, err = sup.communicate(timeout=120)
     assert sup.returncode == 130, out + err
-    assert "interrupted" in out
+    assert f"interrupted by {stop.name}" in out and "pending (interrupted" in out
     run = load(plan)["runs"][0]
     assert run["status"] == "pending" and "interrupted" in run["note"]
-    assert gone(worker, 1)
+    assert gone(worker, 5)
 
 
 def test_plan_write_killed_at_random_never_loses_a_committed_result(tmp_path, make_plan):
@@ -193,15 +198,17 @@ def test_plan_write_killed_at_random_never_loses_a_committed_result(tmp_path, ma
         proc = subprocess.Popen(
             [sys.executable, "-c", writer, str(plan), str(committed + 1)], stdout=subprocess.PIPE, text=True
         )
-        time.sleep(0.3 + rng.random() * 0.4)
+        assert proc.stdout is not None
+        first = proc.stdout.readline()  # killed only once it writes: start-up under load is not the subject
+        time.sleep(rng.random() * 0.3)
         proc.kill()
         out, _ = proc.communicate()
-        done = [int(x) for x in out.split()]
+        done = [int(x) for x in (first + out).split()]
         committed = max([committed, *done])
         data = json.loads(plan.read_text())  # always whole, valid JSON
         missing = [i for i in range(committed + 1) if f"r{i}" not in data["results"]]
         assert not missing, f"lost committed results {missing[:5]}"
-    assert committed > 20
+    assert committed >= 15  # at least one committed write per round
     from supervisor.plan import PlanStore
 
     with PlanStore(plan).update():
@@ -285,5 +292,6 @@ def test_recovery_kills_an_orphaned_worker_left_by_a_dead_supervisor(make_plan):
 def test_a_worker_stuck_in_c_code_is_killed_after_the_grace_period(make_plan):
     plan, result = run_into_timeout(make_plan, "stuck", "GilHog", 5, 3)
     assert result["partial"] is False and result["top_functions_csv"] is None  # nothing could be saved
+    assert result["worker_returncode"] == -signal.SIGKILL
     assert gone(result["worker_pid"], 1)
     assert not processes_in(plan.parent / "profiling" / "work")

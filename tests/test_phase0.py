@@ -23,14 +23,59 @@ RULE = DecisionRule(min_delta_seconds=1.0, min_delta_percent=5.0, material_actio
         (10.0, 11.0, "single"),  # warm slower: no saving at all
     ],
 )
-def test_decision_rule_at_and_around_the_thresholds(cold: float, warm: float, expected: str) -> None:
-    mode, reason = decide(cold, warm, RULE)
-    assert mode == expected
-    assert f"{cold:.2f}" in reason and f"{warm:.2f}" in reason and f"'{mode}'" in reason
+def test_one_pass_each_the_rule_alone_decides_and_says_no_band(cold: float, warm: float, expected: str) -> None:
+    decision = decide([cold], [warm], RULE)
+    assert decision.mode == expected and decision.band_seconds is None
+    assert decision.verdict == ("material" if expected == "preload" else "minor")
+    assert "no noise band" in decision.reason and f"'{expected}'" in decision.reason
+
+
+@pytest.mark.parametrize(
+    ("cold", "warm", "verdict"),
+    [
+        # band 0: exactly 1 s and 5 % saved in every round clears rule and band
+        ([20.0, 20.0, 20.0], [19.0, 19.0, 19.0], "material"),
+        # 0.99 s saved: even saving + band (0) is not material
+        ([20.0, 20.0, 20.0], [19.01, 19.01, 19.01], "minor"),
+        # 1.1 s (5.5 %) saved, band 0.2 s: clears both
+        ([20.0, 20.2, 20.1], [18.9, 19.1, 19.0], "material"),
+        # 1.5 s saved but the band is 1.5 s: noise could explain all of it
+        ([20.0, 21.5], [18.5, 20.0], "inconclusive"),
+        # 1.5 s saved, band 2 s: inconclusive, not material
+        ([20.0, 21.0, 22.0], [18.5, 19.5, 20.5], "inconclusive"),
+        # 0.5 s saved, band 0.6 s: saving + band = 1.1 s and 5.5 % could be material
+        ([20.0, 20.6, 20.3], [19.5, 20.1, 19.8], "inconclusive"),
+        # no saving, band 1 s on 100 s: even 1 s is only 1 %, never material
+        ([100.0, 100.5, 101.0], [100.0, 100.5, 101.0], "minor"),
+        # warm slower by 1 s but the band is 2 s: not a regression, and never material
+        ([20.0, 22.0, 21.0], [21.0, 23.0, 22.0], "minor"),
+        # warm slower by exactly the band (1 s): within the noise, not a regression; no saving either
+        ([20.0, 21.0, 20.5], [21.0, 22.0, 21.5], "minor"),
+        # warm slower by 5 s, band 0.2 s: a cache-path regression, never minor
+        ([20.0, 20.2, 20.1], [25.0, 25.2, 25.1], "cache-path regression"),
+        # warm slower by 1.01 s, band 1 s: just beyond the noise
+        ([20.0, 21.0, 20.5], [21.01, 22.01, 21.51], "cache-path regression"),
+    ],
+)
+def test_repeats_decision_at_and_around_rule_and_band(cold: list[float], warm: list[float], verdict: str) -> None:
+    decision = decide(cold, warm, RULE)
+    assert decision.verdict == verdict, decision.reason
+    assert decision.mode == ("preload" if verdict == "material" else "single")
+    assert decision.band_seconds == pytest.approx(max(max(cold) - min(cold), max(warm) - min(warm)))
+    assert f"noise band {decision.band_seconds:.2f} s" in decision.reason and verdict in decision.reason
+    if verdict == "inconclusive":
+        assert "more repeats" in decision.reason and "quieter machine" in decision.reason and "phase1_mode" in decision.reason
+
+
+def test_delta_is_the_median_of_paired_rounds() -> None:
+    # round 2 hit a load burst on both of its passes: pairing keeps it from faking a saving
+    decision = decide([20.0, 30.0, 20.2], [19.8, 29.9, 20.1], RULE)
+    assert decision.median_delta_seconds == pytest.approx(-0.1)
+    assert decision.verdict == "inconclusive"  # the 10 s band swallows everything
 
 
 def test_material_action_two_pass_and_bad_action() -> None:
-    assert decide(30.0, 20.0, DecisionRule(material_action="two_pass"))[0] == "two_pass"
+    assert decide([30.0], [20.0], DecisionRule(material_action="two_pass")).mode == "two_pass"
     with pytest.raises(PlanError, match="material_action"):
         DecisionRule.from_meta({"decision_rule": {"material_action": "twice"}})
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.conftest import load, short_run, supervise
 from tests.test_faults import start_supervisor, wait_for_worker
 
 pytestmark = pytest.mark.slow
+#: Result fields naming files, which reset moves to profiling/history/<id>.<n>/.
+MOVED = ("top_functions_csv", "top_threads_csv", "pstat", "callgrind", "stderr_log", "lumibot_outputs",
+         "invariants_in_effect", "passes")
 
 
 def test_status_shows_owner_while_running_and_reset_keeps_history(make_plan):
@@ -22,11 +27,24 @@ def test_status_shows_owner_while_running_and_reset_keeps_history(make_plan):
     assert sup.returncode == 0
 
     first = load(plan)["results"]["st"]
+    first_csv = (plan.parent / first["top_functions_csv"]).read_bytes()
     reset = supervise(plan, "reset", "--only", "st", timeout=30)
     assert reset.returncode == 0 and "done -> pending" in reset.stdout
     after = load(plan)
     assert after["runs"][0]["status"] == "pending" and "st" not in after["results"]
-    assert after["history"][0]["result"] == first
+    archived = after["history"][0]["result"]
+    assert {k: v for k, v in archived.items() if k not in MOVED} == {k: v for k, v in first.items() if k not in MOVED}
+
+    # A rerun writes the same file names; the archived result keeps its own files.
+    assert supervise(plan).returncode == 0
+    rerun = load(plan)["results"]["st"]
+    for key in ("top_functions_csv", "top_threads_csv", "pstat", "callgrind", "stderr_log"):
+        assert archived[key] != rerun[key] and archived[key].startswith("profiling/history/st.1/"), key
+        assert (plan.parent / archived[key]).is_file() and (plan.parent / rerun[key]).is_file(), key
+    assert (plan.parent / archived["top_functions_csv"]).read_bytes() == first_csv
+    assert archived["lumibot_outputs"] and all((plan.parent / p).is_file() for p in archived["lumibot_outputs"])
+    assert Path(archived["invariants_in_effect"]["log_file"]).is_file()
+    assert archived["passes"][0]["top_functions_csv"] == archived["top_functions_csv"]  # each pass's files moved too
 
 
 def test_error_entries_are_not_retried_silently_but_retry_errors_requeues_them(make_plan):

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from worker import options
 from worker.datasources import DataCounter, observed, resolve
 from worker.protocol import RunSpec
 
@@ -43,6 +44,11 @@ class Prepared:
     counter: DataCounter
     start: datetime
     end: datetime
+    options: dict[str, Any]
+    crashes: CrashWatch
+    #: The strategy's own ``on_trading_iteration`` as imported, before anything wraps it
+    #: (the progress counter does): its calls are the run's iterations.
+    iteration_method: Any
 
 
 def parameters_hash(parameters: dict[str, Any]) -> str:
@@ -60,23 +66,40 @@ def load_strategy(target: str, search_path: list[str]) -> type[Any]:
         if entry not in sys.path:
             sys.path.insert(0, entry)
     try:
-        if module_name.endswith(".py"):
-            path = Path(module_name)
-            if not path.is_absolute():
-                path = next((Path(p) / path for p in search_path if (Path(p) / path).exists()), path)
-            spec = importlib.util.spec_from_file_location(path.stem, path)
-            if spec is None or spec.loader is None:
-                raise ImportError(f"no such file: {path}")
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(module_name)
+        module = _import_file(module_name, search_path) if module_name.endswith(".py") else importlib.import_module(module_name)
     except Exception as exc:
         raise WorkerFailure("import", f"strategy {target!r} does not import: {type(exc).__name__}: {exc}") from exc
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type):
         raise WorkerFailure("import", f"strategy {target!r}: module has no class {class_name!r}")
     return cls
+
+
+def _import_file(name: str, search_path: list[str]) -> Any:
+    """Import a strategy file the way ``python file.py`` sees it.
+
+    Its folder goes first on ``sys.path`` (so a helper module beside it imports), and the module
+    is registered in ``sys.modules`` before it runs (``@dataclass`` and pickling look it up there).
+    """
+    path = Path(name)
+    if not path.is_absolute():
+        path = next((Path(p) / path for p in search_path if (Path(p) / path).exists()), path)
+    if not path.is_file():
+        raise ImportError(f"no such file: {path}")
+    path = path.resolve()
+    sys.path.insert(0, str(path.parent))
+    module_name = path.stem if path.stem not in sys.modules else f"_lumiprof_strategy_{path.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[module_name]
+        raise
+    return module
 
 
 def apply_invariants(parameters: dict[str, Any], invariants: dict[str, Any]) -> dict[str, Any]:
@@ -94,6 +117,45 @@ def apply_invariants(parameters: dict[str, Any], invariants: dict[str, Any]) -> 
     return applied
 
 
+class CrashWatch:
+    """Every exception LumiBot hands to ``on_bot_crash``, wherever in the strategy's lifecycle.
+
+    LumiBot re-raises a crash in ``on_trading_iteration``, but one in ``on_strategy_end`` (and
+    other places) is logged, passed to ``on_bot_crash`` and the backtest "finishes". Wrapping the
+    executor's crash event is the one place that sees them all; it costs nothing until a crash.
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[BaseException] = []
+
+    def install(self) -> None:
+        from lumibot.strategies.strategy_executor import StrategyExecutor
+
+        original = StrategyExecutor._on_bot_crash
+        errors = self.errors
+
+        def _on_bot_crash(executor: Any, error: BaseException) -> Any:
+            errors.append(error)
+            return original(executor, error)
+
+        StrategyExecutor._on_bot_crash = _on_bot_crash
+
+    def failure(self, strategy_class: type[Any]) -> WorkerFailure | None:
+        """The first crash as a one-line ``backtest`` failure, naming the strategy method it came from."""
+        if not self.errors:
+            return None
+        error = self.errors[0]
+        where = ""
+        source = getattr(sys.modules.get(strategy_class.__module__), "__file__", None)
+        tb = error.__traceback__
+        while tb is not None:
+            if source and tb.tb_frame.f_code.co_filename == source:
+                where = f" in {tb.tb_frame.f_code.co_name}"
+            tb = tb.tb_next
+        first_line = f"{type(error).__name__}: {error}".splitlines()[0]
+        return WorkerFailure("backtest", f"strategy crashed{where} (LumiBot called on_bot_crash): {first_line}")
+
+
 def prepare(spec: RunSpec) -> Prepared:
     """Import and resolve everything the backtest needs, outside the profiled section."""
     try:
@@ -103,6 +165,10 @@ def prepare(spec: RunSpec) -> Prepared:
         end = datetime.combine(date.fromisoformat(spec.end), datetime.min.time())
     except ValueError as exc:
         raise WorkerFailure("config", f"run {spec.id}: bad date: {exc}") from exc
+    try:
+        chosen = options.check(spec.backtest_options, local=spec.data_source.get("mode", "local") == "local")
+    except options.OptionsError as exc:
+        raise WorkerFailure("config", str(exc)) from exc
     strategy_class = load_strategy(spec.strategy, spec.search_path)
     parameters = apply_invariants(spec.parameters, spec.invariants)
     counter = DataCounter()
@@ -110,29 +176,58 @@ def prepare(spec: RunSpec) -> Prepared:
         datasource_class, extra = resolve(spec.data_source, start, end, spec.seed)
     except ValueError as exc:
         raise WorkerFailure("config", str(exc)) from exc
-    return Prepared(strategy_class, parameters, observed(datasource_class, counter), extra, counter, start, end)
+    crashes = CrashWatch()
+    crashes.install()
+    observed_class = observed(datasource_class, counter, strategy_class)
+    return Prepared(strategy_class, parameters, observed_class, extra, counter, start, end, options.effective(chosen), crashes,
+                    strategy_class.on_trading_iteration)
+
+
+def backtest_kwargs(prepared: Prepared, spec: RunSpec) -> dict[str, Any]:
+    """What the worker passes to ``run_backtest`` besides the data and the parameters, as recorded.
+
+    Anything not named is LumiBot's default, as in a plain user script (analysis, plots,
+    tearsheet and its metrics, progress bar); see :mod:`worker.options`.
+    """
+    return {
+        **prepared.options,
+        "budget": spec.budget,
+        "save_logfile": bool(spec.invariants.get("file_logging", True)),
+        "quiet_logs": False,
+    }
 
 
 def run(prepared: Prepared, spec: RunSpec) -> Any:
-    """The LumiBot call itself: everything that could reach outside is switched off."""
+    """The LumiBot call itself, as the user's script makes it; a crash LumiBot swallowed is a failure."""
     _results, strategy = prepared.strategy_class.run_backtest(
         prepared.datasource_class,
         prepared.start,
         prepared.end,
         parameters=dict(prepared.parameters),
-        budget=spec.budget,
-        benchmark_asset=None,
-        risk_free_rate=0.0,
-        show_plot=False,
-        show_tearsheet=False,
-        save_tearsheet=False,
-        show_indicators=False,
-        show_progress_bar=False,
-        save_logfile=bool(spec.invariants.get("file_logging", True)),
-        quiet_logs=False,
+        **backtest_kwargs(prepared, spec),
         **prepared.extra_kwargs,
     )
+    failure = prepared.crashes.failure(prepared.strategy_class)
+    if failure is not None:
+        raise failure
     return strategy
+
+
+def sleeptime_seconds(strategy: Any) -> tuple[Any, float | None]:
+    """The strategy's sleeptime as it ended the run, and in seconds by LumiBot's own conversion."""
+    from lumibot.strategies.strategy_executor import StrategyExecutor
+
+    value = getattr(strategy, "sleeptime", None)
+    try:
+        return value, float(StrategyExecutor._sleeptime_to_seconds(value))
+    except Exception:
+        return value, None
+
+
+def lumibot_outputs(work_dir: Path) -> list[str]:
+    """The files LumiBot wrote into the run's work folder (its ``logs/``), sorted."""
+    logs = work_dir / "logs"
+    return sorted(str(p) for p in logs.rglob("*") if p.is_file()) if logs.is_dir() else []
 
 
 def invariants_in_effect(strategy: Any, prepared: Prepared, work_dir: Path) -> dict[str, Any]:

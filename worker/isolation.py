@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any
 
 #: Variables that would change what a backtest does or wipe our profile; removed and recorded.
-_NEUTRALISED = ("BACKTESTING_PROFILE", "BACKTESTING_DATA_SOURCE", "BACKTESTING_START", "BACKTESTING_END")
+#: ``PYTEST_CURRENT_TEST`` (inherited when tests spawn us) makes LumiBot skip work a user's run does.
+_NEUTRALISED = ("BACKTESTING_PROFILE", "BACKTESTING_DATA_SOURCE", "BACKTESTING_START", "BACKTESTING_END",
+                "PYTEST_CURRENT_TEST")
 
 
 def prepare_environment(cache_folder: Path) -> dict[str, Any]:

@@ -19,14 +19,18 @@ import time
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import orjson
 
 from common.lifetime import tie_to_parent
+from worker.browser import BrowserSuppressor
+from worker.fingerprint import fingerprint
 from worker.isolation import StdoutGuard, prepare_environment
 from worker.netguard import NetworkGuard
 from worker.progress import ProgressWriter, instrument
 from worker.protocol import Answer, RunSpec
+from worker.subreaper import become_subreaper, end_descendants
 
 _VERSIONED = ("lumibot", "yappi", "databento", "pandas", "polars", "numpy")
 
@@ -56,9 +60,12 @@ class Run:
         self.t_process = time.perf_counter()
         self.answer = Answer(id=spec.id, versions=versions())
         self.netguard = NetworkGuard()
+        self.browser = BrowserSuppressor()
         self.profile = WallProfile(enabled=spec.profile)
         self.progress = ProgressWriter(Path(spec.work_dir), enabled=spec.progress)
+        self.prepared: Any = None
         self.started = False
+        self.strategy: Any = None
         self._finishing = threading.Lock()
 
     @property
@@ -71,12 +78,13 @@ class Run:
         spec, answer = self.spec, self.answer
         self.progress.phase("starting")
         answer.environment = prepare_environment(self.cache_folder)
+        self.browser.install()
         if spec.data_source.get("mode", "local") == "local":
             self.netguard.arm()
         answer.cache_files_before = count_cache_files(self.cache_folder)
-        prepared = backtest.prepare(spec)
+        prepared = self.prepared = backtest.prepare(spec)
         answer.parameters_hash = backtest.parameters_hash(prepared.parameters)
-        self.counter = prepared.counter
+        answer.backtest_options = backtest.backtest_kwargs(prepared, spec)
         if spec.progress:
             instrument(prepared.strategy_class, self.progress)
         self.progress.phase("backtest")
@@ -86,14 +94,16 @@ class Run:
             strategy = backtest.run(prepared, spec)
         finally:
             self.profile.stop()
+        self.strategy = strategy
         answer.invariants_in_effect = backtest.invariants_in_effect(strategy, prepared, Path(spec.work_dir))
+        answer.sleeptime, answer.sleeptime_seconds = backtest.sleeptime_seconds(strategy)
         answer.ok = True
-        if prepared.counter.history_calls and not prepared.counter.bars_served:
+        counter = prepared.counter
+        if counter.any_calls and not counter.any_bars:
             answer.ok = False
             answer.error_kind = "no_data"
             answer.error = (
-                f"backtest finished but no bars reached the strategy "
-                f"({prepared.counter.history_calls} history requests came back empty)"
+                f"backtest finished but no bars reached the strategy ({counter.any_calls} history requests came back empty)"
             )
 
     def finish(self, partial: bool = False) -> None:
@@ -108,17 +118,31 @@ class Run:
             self.progress.phase("finishing")
             answer.wall_seconds_total = self.profile.wall_seconds
             answer.cpu_seconds = self.profile.cpu_seconds
+            prepared = self.prepared
             try:
                 answer.files = self.profile.save(ProfileFiles.for_stem(Path(spec.output_dir), spec.stem))
-                answer.iterations = self.profile.call_count("on_trading_iteration")
+                if self.profile.func_stats is not None:
+                    from worker import phases
+
+                    answer.iterations = self.profile.call_count(prepared.iteration_method)
+                    answer.phases = phases.split(self.profile.func_stats, answer.wall_seconds_total, partial)
             except Exception as exc:  # a failed save must not swallow the answer itself
                 answer.ok = False
                 answer.error_kind = answer.error_kind or "backtest"
                 answer.error = answer.error or f"saving the profile failed: {type(exc).__name__}: {exc}"
-            counter = getattr(self, "counter", None)
-            if counter is not None:
-                answer.bars_served = counter.bars_served
-                answer.history_calls = counter.history_calls
+            if self.strategy is not None:  # a finished backtest; a partial one has no final state
+                # The progress counter counts iterations the same way with and without yappi, so a
+                # profiled and an unprofiled pass of one window fingerprint alike.
+                counted = self.progress.iterations if spec.progress else answer.iterations
+                answer.fingerprint = fingerprint(self.strategy, Path(spec.work_dir), counted)
+            counter = prepared.counter
+            answer.bars_served, answer.history_calls = counter.bars_served, counter.history_calls
+            answer.internal_bars_served = counter.internal_bars_served
+            answer.internal_history_calls = counter.internal_history_calls
+            from worker.backtest import lumibot_outputs
+
+            answer.lumibot_outputs = lumibot_outputs(Path(spec.work_dir))
+        answer.browser = self.browser.record()
         answer.partial = partial
         answer.network_refused = list(self.netguard.refused)
         answer.cache_files_after = count_cache_files(self.cache_folder)
@@ -132,6 +156,7 @@ class Run:
         self.answer.error_kind = "terminated"
         self.answer.error = f"terminated by {signal.Signals(signum).name} after {elapsed:.1f} s"
         self.finish(partial=self.started)
+        end_descendants()
         os._exit(128 + signum)
 
 
@@ -174,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
         guard.emit(orjson.dumps(answer.to_json()))
         return 2
     tie_to_parent(spec.supervisor_pid)
+    become_subreaper()
     Path(spec.work_dir).mkdir(parents=True, exist_ok=True)
     os.chdir(spec.work_dir)
     run = Run(spec, guard)
@@ -194,4 +220,5 @@ def main(argv: list[str] | None = None) -> int:
     run.finish()
     # LumiBot can leave non-daemon threads behind; the answer is out, so do not wait on them.
     sys.stderr.flush()
+    end_descendants()
     os._exit(0 if run.answer.ok else 1)

@@ -51,6 +51,7 @@ class RunSpec:
     """Write ``progress.json`` in the work folder (:mod:`common.progress`); off only to measure its cost."""
     output_stem: str = ""
     supervisor_pid: int = 0
+    backtest_options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def stem(self) -> str:
@@ -91,12 +92,21 @@ class Answer:
     iterations: int | None = None
     bars_served: int | None = None
     history_calls: int | None = None
+    internal_bars_served: int | None = None
+    internal_history_calls: int | None = None
+    sleeptime: Any = None
+    sleeptime_seconds: float | None = None
+    phases: dict[str, Any] | None = None
+    backtest_options: dict[str, Any] = field(default_factory=dict)
+    browser: dict[str, Any] = field(default_factory=dict)
+    lumibot_outputs: list[str] = field(default_factory=list)
     peak_rss_mb: float | None = None
     versions: dict[str, str] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     network_refused: list[str] = field(default_factory=list)
     cache_files_before: int | None = None
     cache_files_after: int | None = None
+    fingerprint: dict[str, Any] | None = None
     error_kind: str | None = None
     error: str | None = None
     protocol: int = PROTOCOL_VERSION

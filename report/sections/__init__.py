@@ -7,13 +7,19 @@ one sentence when it has nothing to show, so a half-finished plan still reads cl
 
 from __future__ import annotations
 
+from report.sections.cautions import Cautions
 from report.sections.invariants import Invariants
 from report.sections.offenders import AcrossRuns, LeftOut, PerRun
+from report.sections.phases import PhaseSplit
 from report.sections.runs import MissingRuns, Phase0Section, RunsTable
 from report.sections.scaling import Scaling
 from report.sections.summary import Summary
 from report.sections.threads import Threads
+from report.sections.trust import TrustSection
 
-SECTIONS = (RunsTable, MissingRuns, Phase0Section, AcrossRuns, Scaling, Threads, Invariants, PerRun, LeftOut)
+SECTIONS = (
+    RunsTable, Cautions, PhaseSplit, MissingRuns, Phase0Section, AcrossRuns, TrustSection, Scaling, Threads, Invariants,
+    PerRun, LeftOut,
+)
 
 __all__ = ["SECTIONS", "Summary"]

@@ -61,6 +61,8 @@ class Invariants:
         run_rev, run_dirty = record.value("git_rev"), record.value("git_dirty")
         if (run_rev is not None and run_rev != rev) or (run_dirty is not None and run_dirty != dirty):
             flags.append(f"git {str(run_rev)[:12]}{' dirty' if run_dirty else ''}")
+        if record.value("fingerprints_match") is False:
+            flags.append("its passes did different backtests (a finding: see the run's notes)")
         own = record.value("versions") or {}
         changed = [f"{k} {own.get(k, '–')}" for k in sorted(set(versions) | set(own)) if own and own.get(k) != versions.get(k)]
         if changed:

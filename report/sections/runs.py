@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from report import markdown as md
 from report.analysis import Analysis
 from report.resultset import RunRecord
@@ -22,7 +24,7 @@ class RunsTable:
                     r.run["end"],
                     str(r.days),
                     md.plain(r.value("iterations")),
-                    md.wall(r.wall),
+                    md.wall_spread(r.pass_walls, r.wall),
                     md.wall(r.value("cpu_seconds")),
                     r.status + (" (partial)" if r.value("partial") else ""),
                     md.plain(r.value("cache_state")),
@@ -35,7 +37,9 @@ class RunsTable:
                 "## Runs",
                 "Trading days count the Monday–Friday dates the backtest covers: from start up to the day before end, "
                 "since LumiBot stops at the midnight that starts the end date (exchange holidays are not removed). "
-                "Wall and CPU seconds cover the backtest call only, as timed inside the worker; cache is what the data "
+                "Wall and CPU seconds cover the backtest call only, as timed inside the worker; a run with repeats "
+                "shows the median of its passes, then (min–max, n=passes), and its profile is the median pass's; "
+                "cache is what the data "
                 "gateway saw (cold: everything downloaded, warm: nothing downloaded); mode is how Phase 1 ran "
                 "the window (single, preload or two_pass).",
                 md.table(headers, rows, right=[4, 5, 6, 7]),
@@ -91,24 +95,46 @@ class Phase0Section:
                     "so there is no decision on record."
                 )
             return f"{head}\n\nPhase 0 has not run: there is no cold/warm comparison and no Phase 1 decision yet."
+        band = summary.get("noise_band_seconds")
         numbers = md.table(
-            ["", "run", "wall s"],
+            ["", "run", "wall s (median of passes)", "passes s"],
             [
-                ["cold", md.plain(summary.get("cold_id")), md.wall(summary.get("cold_wall_seconds"))],
-                ["warm", md.plain(summary.get("warm_id")), md.wall(summary.get("warm_wall_seconds"))],
+                ["cold", md.plain(summary.get("cold_id")), md.wall(summary.get("cold_wall_seconds")),
+                 _walls(summary.get("cold_passes"))],
+                ["warm", md.plain(summary.get("warm_id")), md.wall(summary.get("warm_wall_seconds")),
+                 _walls(summary.get("warm_passes"))],
                 [
-                    "warm − cold",
+                    "warm − cold (median of the rounds)",
                     "",
                     f"{signed(summary.get('delta_wall_seconds'))} ({signed(summary.get('delta_percent'), 1)} %)",
+                    " / ".join(signed(d) for d in summary.get("round_deltas_seconds") or []),
+                ],
+                [
+                    "noise band",
+                    "",
+                    f"{md.wall(band)} ({md.wall(summary.get('noise_band_percent'))} %)" if band is not None else "not measured",
+                    md.plain(summary.get("noise_band_note")),
                 ],
             ],
             right=[2],
         )
         parts = [
             head,
+            "Rounds ran interleaved: cold pass k from an empty cache, then warm pass k on the cache it had just filled.",
             numbers,
-            f"**Decision: {summary.get('decision', '?')}.** {str(summary.get('reason') or '').rstrip('.')}.",
+            f"**Verdict: {summary.get('verdict', '?')}; Phase 1 runs {summary.get('decision', '?')}.** "
+            f"{str(summary.get('reason') or '').rstrip('.')}.",
         ]
+        for key, text in (
+            ("code_path_changes", "Functions whose **call counts differ** between the compared cold and warm passes "
+             "(round {round}): a different code path with a warm cache, not noise:"),
+            ("same_calls_slower", "Functions with the **same call counts** whose own time grew in the warm pass: "
+             "the same work done slower, i.e. the machine, not the code:"),
+        ):
+            rows = summary.get(key) or []
+            if rows:
+                parts.append(text.format(round=summary.get("compared_round", 1)))
+                parts.append(_path_table(rows))
         diffs = summary.get("function_diff") or []
         if diffs:
             parts.append("Functions whose cumulative time changed most from cold to warm (negative: the warm cache saved it):")
@@ -128,3 +154,19 @@ class Phase0Section:
                 )
             )
         return "\n\n".join(parts)
+
+
+def _walls(passes: Any) -> str:
+    return " / ".join(md.wall(p.get("wall_seconds_total")) for p in passes or [])
+
+
+def _path_table(rows: list[dict[str, Any]]) -> str:
+    return md.table(
+        ["function", "cold calls", "warm calls", "cold s", "warm s", "cold self s", "warm self s"],
+        [
+            [md.code(str(r["function"])), f"{r['cold_calls']:,}", f"{r['warm_calls']:,}", md.func_seconds(r["cold_seconds"]),
+             md.func_seconds(r["warm_seconds"]), md.func_seconds(r["cold_self_seconds"]), md.func_seconds(r["warm_self_seconds"])]
+            for r in rows[:10]
+        ],
+        right=[1, 2, 3, 4, 5, 6],
+    )

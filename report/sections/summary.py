@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.crosscheck import AGREES, COMPARED
 from report import markdown as md
 from report.analysis import Analysis
+from report.sections.cautions import CAUTIONS_ANCHOR, cautions
 from report.sections.parts import OUTLIERS_ANCHOR, WRAPPERS_ANCHOR, growth_verdict, marginal_phrase, probes, signed
+from report.sections.trust import TRUST_ANCHOR
 
 
 class Summary:
@@ -16,6 +19,7 @@ class Summary:
         paragraphs = [
             f"{self._counts(analysis)} {self._phase0(analysis)}",
             self._where(analysis),
+            self._trust(analysis),
             self._outliers(analysis),
             self._scaling(analysis),
         ]
@@ -29,7 +33,8 @@ class Summary:
             counts[record.status] = counts.get(record.status, 0) + 1
         parts = [f"{counts[s]} {s}" for s in ("done", "error", "running", "pending") if counts.get(s)]
         if counts.get("done") == len(results.records):
-            text = f"All {md.plural(len(results.records), 'planned run')} are done."
+            many = len(results.records) > 1
+            text = f"All {len(results.records)} planned runs are done." if many else "The one planned run is done."
         else:
             text = f"The plan has {md.plural(len(results.records), 'run')}: {md.listing(parts) or 'none yet'}."
         unusable = [r.id for r in results.records if r.status == "done" and not r.done]
@@ -40,16 +45,25 @@ class Summary:
             text += (
                 f" The {md.plural(len(results.done), 'profiled run')} took {analysis.total_wall:.1f} s of wall time together."
             )
+        careful = [r.id for r in results.records if cautions(r)]
+        if careful:
+            which = ("every run" if len(careful) == len(results.records) > 1
+                     else md.listing(careful) if len(careful) <= 4 else md.plural(len(careful), "run"))
+            text += (f" Read {which} with care (busy machine, iterations far above the sleeptime, or "
+                     f"stopped early: [why]({CAUTIONS_ANCHOR})).")
         return text
 
     @staticmethod
     def _phase0(analysis: Analysis) -> str:
         summary = analysis.results.plan.get("phase0")
         if isinstance(summary, dict) and summary.get("cold_wall_seconds") is not None:
+            band = summary.get("noise_band_seconds")
+            noise = f"noise band {md.wall(band)} s" if band is not None else "noise not measured"
             return (
                 f"In Phase 0 the cold-cache probe took {md.wall(summary.get('cold_wall_seconds'))} s and the warm one "
-                f"{md.wall(summary.get('warm_wall_seconds'))} s (warm − cold = {signed(summary.get('delta_wall_seconds'))} s, "
-                f"{signed(summary.get('delta_percent'), 1)} %), so Phase 1 runs '{summary.get('decision', '?')}'."
+                f"{md.wall(summary.get('warm_wall_seconds'))} s (medians of {summary.get('repeats', 1)} interleaved rounds; "
+                f"warm − cold = {signed(summary.get('delta_wall_seconds'))} s, {signed(summary.get('delta_percent'), 1)} %, "
+                f"{noise}): the cache effect is {summary.get('verdict', '?')}, so Phase 1 runs '{summary.get('decision', '?')}'."
             )
         cold, warm = probes(analysis)
         if cold and warm and cold.wall is not None and warm.wall is not None:
@@ -79,6 +93,27 @@ class Summary:
             f"by self time (their own code only) they are {by_self}. "
             "Percentages are of the runs' summed wall time."
         )
+
+    @staticmethod
+    def _trust(analysis: Analysis) -> str:
+        """The cross-check in two sentences; the sampled ranking named when it disagrees with yappi's."""
+        trust = analysis.trust
+        if not trust.checked or trust.median_ratio is None:
+            return ""
+        plain = sum(t.plain_wall or 0.0 for t in trust.checked)
+        text = (
+            f"Unprofiled, the {md.plural(len(trust.checked), 'cross-checked run')} took {plain:.1f} s: yappi slowed them "
+            f"a median {trust.median_ratio:.2f}× ([how far to trust these numbers]({TRUST_ANCHOR}))."
+        )
+        pooled = [p for p in trust.pooled("inclusive") if not p.wrapper and p.verdict in COMPARED]
+        by_sampled = pooled[:3]
+        by_yappi = sorted(pooled, key=lambda p: p.yappi, reverse=True)[:3]
+        if [p.key for p in by_sampled] != [p.key for p in by_yappi] or any(p.verdict != AGREES for p in by_sampled):
+            named = md.listing(
+                [f"{md.code(p.short)} ({100 * p.sampled:.1f} % sampled, {100 * p.yappi:.1f} % under yappi)" for p in by_sampled]
+            )
+            text += f" The two measures disagree; by the sampled share the heaviest functions are {named}."
+        return text
 
     @staticmethod
     def _outliers(analysis: Analysis) -> str:

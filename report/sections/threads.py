@@ -27,11 +27,15 @@ class Threads:
         return "\n\n".join(
             [
                 head,
-                "Thread times overlap and must not be summed: the main thread sits in `Thread.join` for as long as the "
-                "StrategyExecutor thread works, and LumiBot's helper threads live (mostly waiting) for the whole "
-                "backtest, so each of them shows close to the run's full wall time. The StrategyExecutor line is the "
-                "backtest loop itself; the main thread's own work is before the join and after it (tearsheet and "
-                f"CSV output). Threads under {THREAD_FOLD_SHARE:.0%} of the run's wall time are folded into one line.",
+                "Thread times overlap and must not be summed: `MainThread` sits in `Thread.join` for as long as the "
+                "strategy thread works, and LumiBot's helper threads live (mostly waiting) for the whole "
+                "backtest, so each of them shows close to the run's full wall time. Threads carry their `threading` "
+                "names: LumiBot names the strategy thread after the strategy (its line is the backtest loop itself), "
+                "the broker's is `broker_backtesting_thread`, and a thread the strategy starts shows under the name "
+                "it was given. The main thread's own work is before the join and after it (LumiBot's analysis: "
+                "tearsheet, plots and CSV output). A thread still running when yappi stopped shows only what had "
+                "returned by then. "
+                f"Threads under {THREAD_FOLD_SHARE:.0%} of the run's wall time are folded into one line.",
                 md.table(["run", "thread", "wall s", "% of run wall", "top function by self time", "self s"], rows, [2, 3, 5]),
             ]
         )

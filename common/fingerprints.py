@@ -1,0 +1,29 @@
+"""Whether two runs did the same backtest: the check before any timing comparison.
+
+The worker records each run's fingerprint (``worker/fingerprint.py``); the supervisor checks
+that every pass of a window matches, and ``report --compare`` checks a window against the
+other plan's. A timing ratio between backtests that traded differently is not like for like.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+#: Fields that must be equal between two runs for their timings to be comparable.
+FINGERPRINT_FIELDS = ("portfolio_value", "orders", "fills", "iterations", "trade_events_sha256")
+
+
+def differences(before: dict[str, Any] | None, after: dict[str, Any] | None) -> list[str]:
+    """One phrase per field that differs (``orders 4 → 6``); empty when they match.
+
+    A missing fingerprint on either side is a difference too: it cannot be shown to match.
+    """
+    if not before or not after:
+        return ["fingerprint missing on " + ("both sides" if not before and not after else "one side")]
+    found = []
+    for name in FINGERPRINT_FIELDS:
+        old, new = before.get(name), after.get(name)
+        if old != new:
+            show = (lambda v: str(v)[:12]) if name.endswith("sha256") else str
+            found.append(f"{name} {show(old)} → {show(new)}")
+    return found
