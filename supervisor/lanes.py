@@ -9,6 +9,7 @@ flight through the executor before the loops give their entries back.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 
 JOIN_SECONDS = 0.2
@@ -26,8 +27,9 @@ def run_lanes(lane: Callable[[threading.Event], int], count: int, interrupt: Cal
         return lane(stop)
     failures: list[int] = []
     errors: list[BaseException] = []
+    ended = [threading.Event() for _ in range(count)]
 
-    def body() -> None:
+    def body(done: threading.Event) -> None:
         try:
             failures.append(lane(stop))
         except BaseException as exc:  # handed to the main thread, which re-raises it
@@ -35,19 +37,20 @@ def run_lanes(lane: Callable[[threading.Event], int], count: int, interrupt: Cal
             if not stop.is_set():
                 stop.set()
                 interrupt(False)
+        finally:
+            done.set()
 
-    threads = [threading.Thread(target=body, name=f"lumiprof-lane-{i}", daemon=True) for i in range(count)]
-    for thread in threads:
-        thread.start()
+    for i, done in enumerate(ended):
+        threading.Thread(target=body, args=(done,), name=f"lumiprof-lane-{i}", daemon=True).start()
     try:
-        _join(threads)
+        _join(ended)
     except KeyboardInterrupt:
         stop.set()
         force = False
         while True:  # the lanes must give their entries back before the executor closes
             try:
                 interrupt(force)
-                _join(threads)
+                _join(ended)
                 break
             except KeyboardInterrupt:  # Ray's driver may see one Ctrl-C more than once
                 force = True
@@ -58,8 +61,13 @@ def run_lanes(lane: Callable[[threading.Event], int], count: int, interrupt: Cal
     return sum(failures)
 
 
-def _join(threads: list[threading.Thread]) -> None:
-    """Join with a time-out, so Ctrl-C reaches the main thread while it waits."""
-    for thread in threads:
-        while thread.is_alive():
-            thread.join(JOIN_SECONDS)
+def _join(ended: list[threading.Event]) -> None:
+    """Wait until every lane has ended, in short sleeps, so Ctrl-C reaches the main thread.
+
+    Not ``Thread.join``: a KeyboardInterrupt raised by a signal handler inside ``join`` makes
+    CPython (3.11) release the running thread's state lock and mark it stopped, so the next
+    ``is_alive()`` says False while the lane still runs, and the supervisor would exit before the
+    lane gave its entry back (bpo-45274's fix).
+    """
+    while not all(done.is_set() for done in ended):
+        time.sleep(JOIN_SECONDS)

@@ -256,6 +256,8 @@ class RayExecutor:
         except ray.exceptions.TaskUnschedulableError as exc:
             raise _NodeLost(f"the node holding this entry's cache is gone ({_first_line(exc)})") from None
         except ray.exceptions.RayTaskError as exc:  # our task code raised on the node: a bug, not a lost node
+            if self._interrupting:  # ...unless we cancelled it: then it is the worker's Interrupted
+                raise Interrupted(f"Ray task of {job.spec.stem} cancelled") from None
             return {"node": self._node_of(job), "problem": f"the Ray task failed on its node: {_first_line(exc)}"}
         except ray.exceptions.RayError as exc:
             node = self._node_of(job)
