@@ -7,14 +7,14 @@ STAMP  := $(VENV)/.installed
 PLAN   ?= profiling_plan.json
 ARGS   ?=
 
-.PHONY: install profile phase0 status report test bench gateway clean
+.PHONY: install profile phase0 status report test bench gateway ray-head clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,cluster]'
 	@touch $(STAMP)
 
 profile: install
@@ -31,6 +31,13 @@ report: install
 
 gateway: install
 	$(PY) -m supervisor gateway --plan $(PLAN)
+
+# A one-machine Ray head to try `--executor ray --address 127.0.0.1:6390` (loopback only, no
+# dashboard, no usage stats, one profiling slot); stop it with `$(VENV)/bin/ray stop`.
+ray-head: install
+	RAY_USAGE_STATS_ENABLED=0 RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 $(VENV)/bin/ray start --head \
+	    --node-ip-address=127.0.0.1 --port=6390 --include-dashboard=false --disable-usage-stats \
+	    --resources='{"profiling_slot": 1}'
 
 test: install
 	$(PY) -m ruff check .

@@ -24,6 +24,7 @@ SCRIPTS = (
     "analysis_phase",
     "plan_cost",
     "gateway_speed",
+    "ray_overhead",
     "whole_plan",
 )
 

@@ -75,6 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--force", metavar="ID", action="append",
         help="reset: take over this running entry although its owner cannot be proven dead (another host, no create time)",
     )
+    parser.add_argument(
+        "--executor", choices=("local", "ray"), default="local",
+        help="where workers run: 'local' child processes (default) or tasks on a Ray cluster (needs .[cluster])",
+    )
+    parser.add_argument(
+        "--address", metavar="ADDR", help="Ray cluster to join (host:port of its head); default: start a local one"
+    )
+    parser.add_argument(
+        "--slots", type=int, metavar="N",
+        help="profiling slots of the local Ray cluster started without --address (default 1: one run at a time)",
+    )
     return parser
 
 
@@ -97,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --repeats must be a whole number >= 1", file=sys.stderr)
         return 2
     try:
+        from supervisor.executors import check_options
+
+        check_options(args.executor, args.address, args.slots)
         store = PlanStore(args.plan)
         plan = store.read()  # every command rejects a bad plan first, before anything is imported or changed
         if args.command == "status":
@@ -128,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
             grace=args.grace,
             quiet=args.quiet,
             progress_interval=args.progress_interval,
+            executor=args.executor,
+            address=args.address,
+            slots=args.slots,
         )
         return Session(store, options, echo=_print).run()
     except PlanError as exc:

@@ -319,11 +319,13 @@ RESULT = obj({
         "internal_bars_served", "internal_history_calls", "iterations_expected_at_most")},
     **{key: (_OPTIONAL_TEXT, False) for key in (
         "top_functions_csv", "top_threads_csv", "pstat", "callgrind", "stderr_log", "notes", "git_rev",
-        "timestamp_utc", "label", "start", "end", "status", "cache_state", "error_kind", "phase1_mode")},
+        "timestamp_utc", "label", "start", "end", "status", "cache_state", "error_kind", "phase1_mode",
+        "host", "cpu_model", "executor", "node_id")},
     **{key: (nullable(boolean), False) for key in ("partial", "invariants_hold", "git_dirty")},
     **{key: (nullable(obj({})), False) for key in (
         "invariants", "invariants_in_effect", "versions", "warmup", "phases", "machine", "backtest_options", "browser")},
     "lumibot_outputs": (nullable(array(free_text)), False),
+    "node_failures": (nullable(array(free_text)), False),
 })
 
 HISTORY_ITEM = obj({

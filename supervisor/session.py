@@ -8,24 +8,27 @@ cache folder, so nothing warm leaks from one window into the next.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supervisor import claims, crosscheck, reaper, sidecar
+from supervisor import claims, crosscheck, sidecar
 from supervisor.claims import BLOCKED, Claim, Owner
 from supervisor.eta import Estimator
+from supervisor.executors import Executor, Job, Ran, cache_node, open_executor, plan_key
 from supervisor.gitinfo import git_revision
+from supervisor.lanes import run_lanes
 from supervisor.owned import fresh_dir, remove_owned
 from supervisor.phase0 import phase1_mode, summarize
 from supervisor.plan import PHASE0_LABELS, Plan, PlanError, PlanStore, PlanWriteError, Run, phase_of
-from supervisor.progress import Monitor, Watched, choose_display
-from supervisor.provider import DataProvider, ProviderError, Usage, open_provider
+from supervisor.progress import LiveDisplay, Monitor, PlainDisplay, Watched, choose_display
+from supervisor.provider import ProviderError, Usage
 from supervisor.repeats import INTERLEAVE, combine, pass_stem, repeats_for
 from supervisor.results import build_result, error_result, relative_files
-from supervisor.runner import Interrupted, Outcome, run_worker
+from supervisor.runner import Interrupted, Outcome
 from supervisor.stopping import StopRequest
 from worker.protocol import RunSpec
 
@@ -34,6 +37,8 @@ DEFAULT_TIMEOUT = 1800.0
 TRANSIENT_RETRIES = 2
 #: Exit code when nothing is left to claim but entries are still running under other supervisors.
 OTHERS_RUNNING = 3
+#: Why a cross-check cannot run when workers run on cluster nodes: py-spy attaches to a local pid.
+REMOTE_CROSS_CHECK = "not supported with --executor ray (py-spy must run on the worker's node)"
 
 
 @dataclass
@@ -48,6 +53,9 @@ class Options:
     poll_seconds: float = 1.0
     quiet: bool = False
     progress_interval: float = 15.0
+    executor: str = "local"
+    address: str | None = None
+    slots: int | None = None
 
 
 def cache_state(usage: Usage, before: int | None, after: int | None) -> str:
@@ -77,10 +85,13 @@ class Pass:
     status: str
     notes: list[str]
     transient_retries: int
+    node: dict[str, Any] = field(default_factory=dict)
+    """Where the pass ran (:class:`supervisor.executors.Ran`); empty for a pass that never started."""
 
     def fields(self) -> dict[str, Any]:
         answer = self.outcome.answer or {}
         return {
+            **self.node,
             "cache_state": cache_state(self.usage, answer.get("cache_files_before"), answer.get("cache_files_after")),
             "gateway_requests": self.usage.requests,
             "gateway_bytes": self.usage.bytes,
@@ -104,14 +115,24 @@ class Session:
         self.options = options
         self.echo = echo or (lambda line: print(line, flush=True))
         self.owner = Owner()
-        self.provider: DataProvider | None = None
+        self.executor: Executor | None = None
         self.stop = StopRequest()
         self.unrecorded = 0  # finished runs whose result sits in a sidecar, not yet in the plan
         self.output_dir = Path()
         self.cross_check = crosscheck.CrossCheckConfig()
         self.py_spy: tuple[str | None, str | None] = (None, None)
         self.monitor = Monitor(choose_display(options.quiet, options.progress_interval, self.echo))
-        self._watching: dict[str, Any] = {}
+        self._lane_state = threading.local()
+
+    @property
+    def _watching(self) -> dict[str, Any]:
+        """The running entry's estimates; one per lane, since lanes run entries side by side."""
+        watching: dict[str, Any] = self._lane_state.watching
+        return watching
+
+    @_watching.setter
+    def _watching(self, value: dict[str, Any]) -> None:
+        self._lane_state.watching = value
 
     # -- set-up ---------------------------------------------------------------------------
     def _settings(self, plan: Plan) -> dict[str, Any]:
@@ -147,7 +168,9 @@ class Session:
         plan = self.store.read()
         claims.select(plan, self.options.selector)  # an unknown selector fails before any change
         self.cross_check = crosscheck.config_from_meta(plan["meta"])
-        if self.cross_check.on:
+        if self.cross_check.on and self.options.executor != "local":
+            self.py_spy = (None, REMOTE_CROSS_CHECK)  # said in every result, never a crash
+        elif self.cross_check.on:
             self.py_spy = crosscheck.locate_py_spy(self.cross_check, self.store.folder)
         self.output_dir = self._output_dir(plan)
         self.stop.install()  # from here a signal is a request, honoured between steps
@@ -167,23 +190,11 @@ class Session:
         self._check_phase1_can_run(plan)
         settings = self._settings(plan)
         try:
-            seed = int(plan["meta"]["random_seed_for_selection"])
-            self.provider = open_provider(settings, self._output_dir(plan) / "gateway", seed, self.owner.token)
-            while not self.stop.requested:
-                if self.unrecorded:
-                    self._merge_sidecars()
-                claim = claims.claim_next(self.store, self.options.selector, self.owner)
-                if claim is None:
-                    break
-                if claim == BLOCKED:
-                    time.sleep(self.options.poll_seconds)
-                    continue
-                assert isinstance(claim, Claim)
-                if self.stop.requested:
-                    self._give_back(claim.run["id"], "before its worker started")
-                    break
-                group = [claim, *self._claim_partners(claim)]
-                failures += sum(status != "done" for status in self._run_safely(group, settings))
+            self.executor = self._open_executor(plan, settings)
+            self.stop.install()  # again: ray.init replaces SIGTERM's handler with its own
+            if self.executor.slots > 1 and isinstance(self.monitor.display, LiveDisplay):
+                self.monitor = Monitor(PlainDisplay(self.echo, self.options.progress_interval))  # one bar at a time
+            failures += run_lanes(lambda stop: self._lane(settings, stop), self.executor.slots, self.executor.interrupt)
         except KeyboardInterrupt:
             pass  # a worker was interrupted; its entry was given back (or the console said why not)
         except PlanWriteError as exc:
@@ -193,8 +204,8 @@ class Session:
             self.echo(f"error: {exc}")
             return 1
         finally:
-            if self.provider is not None:
-                self.provider.close()
+            if self.executor is not None:
+                self.executor.close()
         if self.stop.requested:
             self.echo(f"interrupted by {self.stop.signal.name if self.stop.signal else 'a signal'}: "
                       "rerun the same command to continue")
@@ -270,6 +281,36 @@ class Session:
             self.echo(f"{run_id:<24} {status}, but the plan could not be written ({exc}); result kept in {path}, "
                       "merged at the next start")
             return "sidecar"
+
+    def _open_executor(self, plan: Plan, settings: dict[str, Any]) -> Executor:
+        return open_executor(
+            self.options.executor, settings, self._output_dir(plan) / "gateway", int(plan["meta"]["random_seed_for_selection"]),
+            self.owner.token, address=self.options.address, slots=self.options.slots,
+            plan_key=plan_key(self.owner.host, self.store.path),
+        )
+
+    def _lane(self, settings: dict[str, Any], stop: threading.Event) -> int:
+        """One claim loop: claim, run (with the claim's partners), record, until nothing is left,
+        a stop signal was requested or ``stop`` is set (another lane failed, or Ctrl-C under
+        lanes). Returns how many entries did not end ``done``. The local executor runs exactly
+        one lane, in the main thread."""
+        failures = 0
+        while not (self.stop.requested or stop.is_set()):
+            if self.unrecorded:
+                self._merge_sidecars()
+            claim = claims.claim_next(self.store, self.options.selector, self.owner)
+            if claim is None:
+                break
+            if claim == BLOCKED:
+                time.sleep(self.options.poll_seconds)
+                continue
+            assert isinstance(claim, Claim)
+            if self.stop.requested or stop.is_set():
+                self._give_back(claim.run["id"], "before its worker started")
+                break
+            group = [claim, *self._claim_partners(claim)]
+            failures += sum(status != "done" for status in self._run_safely(group, settings))
+        return failures
 
     def _check_phase1_can_run(self, plan: Plan) -> None:
         """Fail before any change when Phase 1 would wait on a Phase 0 that is not going to run."""
@@ -356,7 +397,8 @@ class Session:
         stem = pass_stem(run["id"], number)
         cache = self._cache_folder(plan, run, number)
         sampled_cache = self._cache_root(plan) / f"{run['id']}.sampled"
-        cross_check = self.cross_check.on and number == 1  # once per entry, beside the pass with the spec's files
+        # once per entry, beside the pass with the spec's files; never without a py-spy to sample it
+        cross_check = self.cross_check.on and self.py_spy[0] is not None and number == 1
         if run["label"] != PHASE0_LABELS[1]:
             fresh_dir(cache)  # every pass but a warm probe pass starts cold
         mode = None if phase_of(run) == "phase0" else phase1_mode(plan, self.options.mode)
@@ -476,22 +518,23 @@ class Session:
         sampler: crosscheck.Sampler | None = None,
     ) -> Pass:
         """One worker pass over the entry's dates; transient failures are retried, bounded."""
-        assert self.provider is not None
+        assert self.executor is not None
         try:
-            self.provider.check()
+            self.executor.check()
         except ProviderError as exc:
             return Pass(stem, Outcome(None, None, 0.0, problem=str(exc)), Usage(), "error", [str(exc)], 0)
         retries: list[str] = []
         for attempt in range(1, TRANSIENT_RETRIES + 2):
             token = f"{stem}.{self.owner.token}.{claim.attempt}.{attempt}"
             spec = self._spec(plan, run, settings, cache, profile, stem)
-            outcome, usage = self._spawn(plan, run, spec, token, sampler)
-            if (outcome.answer or {}).get("error_kind") == "transient" and attempt <= TRANSIENT_RETRIES:
-                retries.append(f"attempt {attempt}: {outcome.problem}")
+            ran = self._spawn(plan, run, spec, token, sampler)
+            if (ran.outcome.answer or {}).get("error_kind") == "transient" and attempt <= TRANSIENT_RETRIES:
+                retries.append(f"attempt {attempt}: {ran.outcome.problem}")
                 continue
             break
-        status, notes = self._judge(outcome, usage, settings)
-        return Pass(stem, outcome, usage, status, [*notes, *retries], len(retries))
+        status, notes = self._judge(ran.outcome, ran.usage, settings)
+        moved = [f"node failure: {line}" for line in ran.node.get("node_failures", [])]
+        return Pass(stem, ran.outcome, ran.usage, status, [*notes, *retries, *moved], len(retries), ran.node)
 
     def _judge(self, outcome: Outcome, usage: Usage, settings: dict[str, Any]) -> tuple[str, list[str]]:
         """Final status and notes. Data must have really arrived: LumiBot exits 0 without it."""
@@ -549,34 +592,25 @@ class Session:
 
     def _spawn(
         self, plan: Plan, run: Run, spec: RunSpec, token: str, sampler: crosscheck.Sampler | None = None
-    ) -> tuple[Outcome, Usage]:
-        assert self.provider is not None
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
-        env.update(self.provider.env_for(token))
-        env[reaper.MARKER] = self.owner.token  # inherited by everything the worker starts
+    ) -> Ran:
+        assert self.executor is not None
 
         def on_spawn(pid: int, create_time: float | None) -> None:
             claims.record_worker(self.store, run["id"], self.owner, pid, create_time)
             if sampler is not None:
                 sampler.attach(pid)
 
+        job = Job(spec, token, self._timeout(plan, run), self.options.grace, self._stderr_path(Path(spec.output_dir), spec.stem),
+                  on_spawn, cache_key=Path(spec.cache_folder).name, cache_node=cache_node(plan, run),
+                  marker=self.owner.token, interruptible=self.stop.interruptible)
         watched = Watched(run["id"], run["start"], run["end"], Path(spec.work_dir), **self._watching)
         try:
             with self.monitor.watch(watched):
-                outcome = run_worker(
-                    spec,
-                    env,
-                    self._timeout(plan, run),
-                    self._stderr_path(Path(spec.output_dir), spec.stem),
-                    on_spawn,
-                    grace=self.options.grace,
-                    interruptible=self.stop.interruptible,
-                )
+                ran = self.executor.run(job)
         except Interrupted:
             self._give_back(run["id"], "while its worker ran; worker tree stopped")
             raise KeyboardInterrupt from None
         finally:
             if sampler is not None:
                 sampler.finish()
-        return outcome, self.provider.usage(token)
+        return ran

@@ -24,7 +24,10 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signal: signal.Signals | None = None
-        self._interruptible = 0
+        # One item per open interruptible section. A list, not a counter: Ray's lanes open and
+        # close sections from several threads, and append/pop are atomic where ``+= 1`` is not
+        # (a lock could be left held by the very KeyboardInterrupt this class raises).
+        self._sections: list[None] = []
         self._unanswered = False  # a signal came outside an interruptible section and was not acted on yet
 
     def install(self) -> None:
@@ -37,7 +40,7 @@ class StopRequest:
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.signal = signal.Signals(signum)
-        if self._interruptible:
+        if self._sections:
             raise KeyboardInterrupt
         self._unanswered = True
 
@@ -48,8 +51,8 @@ class StopRequest:
         if self._unanswered:
             self._unanswered = False
             raise KeyboardInterrupt
-        self._interruptible += 1
+        self._sections.append(None)
         try:
             yield
         finally:
-            self._interruptible -= 1
+            self._sections.pop()

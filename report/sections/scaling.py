@@ -37,12 +37,34 @@ class Scaling:
             "“vs trend” is wall time over a robust (Theil–Sen) line through all of them: one expensive window cannot "
             f"bend that line, so a run above {OUTLIER_FACTOR}× is an outlier and stays out of the fits below.",
             md.table(headers, rows, [1, 2, 3, 4, 5, 6]),
+            self._machines(analysis),
             self._fit(analysis),
             chart_link(analysis, "wall_vs_days", "wall seconds against trading days", "needs done Phase 1 runs"),
             Outliers().render(analysis),
             self._growth(analysis),
         ]
         return "\n\n".join(p for p in parts if p)
+
+    @staticmethod
+    def _machines(analysis: Analysis) -> str:
+        """Runs grouped by the machine that ran them; a warning when the fits below mix machines.
+
+        Wall time is a property of the machine as much as of the code: a fit through runs of two
+        machines would read a faster CPU as a shorter window. Results before issue 14 name no host.
+        """
+        groups: dict[tuple[str, str], list[str]] = {}
+        for r in analysis.results.phase1_done:
+            key = (str(r.value("host") or "unknown host"), str(r.value("cpu_model") or "unknown CPU"))
+            groups.setdefault(key, []).append(r.id)
+        if len(groups) < 2:
+            return "".join(f"All of them ran on {host} ({cpu})." for host, cpu in groups)
+        rows = [[host, cpu, str(len(ids)), ", ".join(ids)] for (host, cpu), ids in sorted(groups.items())]
+        return "\n\n".join([
+            f"**Warning: these runs come from {len(groups)} machines**, so the fits below mix them and a faster "
+            "machine reads as a cheaper window. Compare wall times within one host, or rerun on one "
+            "(`--executor ray` records the host and CPU of every run).",
+            md.table(["host", "CPU", "runs", "ids"], rows, [2]),
+        ])
 
     @staticmethod
     def _fit(analysis: Analysis) -> str:
