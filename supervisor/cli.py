@@ -1,4 +1,7 @@
-"""``python -m supervisor``: run the plan, show the queue, reset it, report on it.
+"""``lumiprof`` (or ``python -m supervisor``): write a plan, run it, show the queue, reset it, report on it.
+
+``lumiprof init`` and ``lumiprof compare`` take positional arguments of their own, so they are
+dispatched before the main parser; every other command shares its flags.
 
 Exit codes: 0 all selected runs done, 1 some run ended in ``error``, 2 bad input (plan file
 or command line), 3 nothing left to claim but entries still running under another
@@ -18,6 +21,10 @@ from supervisor.plan import PlanError, PlanStore
 from supervisor.schema import GRACE, SECONDS, Check, SchemaError
 
 COMMANDS = ("run", "status", "reset", "report", "gateway")
+#: The distribution name in the package metadata (``pyproject.toml``'s ``[project] name``).
+DISTRIBUTION = "lumibot-yappi-profiler"
+EPILOG = """other commands:
+  compare BEFORE AFTER                       write COMPARE.md of two plans (same as report --compare)"""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -42,11 +49,46 @@ def checked(check: Check) -> Callable[[str], float]:
     return convert
 
 
-def build_parser() -> argparse.ArgumentParser:
+def program_name() -> str:
+    """``lumiprof`` when started by the installed command, else the module form it was started as."""
+    return "lumiprof" if Path(sys.argv[0]).name == "lumiprof" else "python -m supervisor"
+
+
+def version_line() -> str:
+    """This project's version and the measured libraries', from the installed package metadata.
+
+    Read lazily (only for ``--version``): scanning the metadata of a large environment is not free.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    return f"lumiprof {of(DISTRIBUTION)} (LumiBot {of('lumibot')}, yappi {of('yappi')})"
+
+
+class VersionAction(argparse.Action):
+    """``--version``: print :func:`version_line` and exit 0."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: Any, **_kwargs: Any) -> None:
+        _print(version_line())  # stdout, as `--version` everywhere (parser.exit would write to stderr)
+        parser.exit(0)
+
+
+def build_parser(prog: str = "python -m supervisor") -> argparse.ArgumentParser:
     parser = OneLineParser(
-        prog="python -m supervisor",
+        prog=prog,
         description="Profile LumiBot backtests with yappi wall-clock timing, one fresh worker per run.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action=VersionAction, help="print the version and exit")
     parser.add_argument("command", nargs="?", default="run", choices=COMMANDS, help="default: run")
     parser.add_argument("--plan", type=Path, default=Path("profiling_plan.json"), help="plan file (default: %(default)s)")
     parser.add_argument("--only", metavar="SELECTOR", help="phase0, phase1, a label (week, month, ...) or a run id")
@@ -100,7 +142,11 @@ def _print(text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    prog = program_name()
+    if argv[:1] == ["compare"]:
+        return _compare(argv[1:], prog)
+    args = build_parser(prog).parse_args(argv)
     if args.force and args.command != "reset":
         print("error: --force is only for `reset`", file=sys.stderr)
         return 2
@@ -152,8 +198,32 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
-def _report(store: PlanStore, compare: Any) -> int:
-    other = PlanStore(compare) if compare else None
+def plan_path(given: Path) -> Path:
+    """A plan file, or a folder holding ``profiling_plan.json``."""
+    return given / "profiling_plan.json" if given.is_dir() else given
+
+
+def _compare(argv: list[str], prog: str) -> int:
+    """``compare BEFORE AFTER``: ``report --plan AFTER --compare BEFORE``; COMPARE.md lands beside AFTER's report."""
+    parser = OneLineParser(
+        prog=f"{prog} compare",
+        description="Compare two profiled plans: which windows changed beyond their noise, and which functions moved. "
+        "Writes COMPARE.md into AFTER's output folder.",
+    )
+    parser.add_argument("before", type=Path, help="the baseline plan (a plan file, or a folder holding profiling_plan.json)")
+    parser.add_argument("after", type=Path, help="the plan to compare with it")
+    args = parser.parse_args(argv)
+    try:
+        store = PlanStore(plan_path(args.after))
+        store.read()
+        return _report(store, args.before)
+    except PlanError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _report(store: PlanStore, compare: Path | None) -> int:
+    other = PlanStore(plan_path(compare)) if compare else None
     if other is not None:
         other.read()
     from report.write import write_comparison, write_report
