@@ -25,6 +25,7 @@ from pathlib import Path
 import orjson
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
+from common.sourcetree import child_env
 from gateway import STATE_FILE, UPSTREAM_HOST
 from gateway.tokens import key_for_token, make_token, sanitize
 from gateway.usage import usage_path
@@ -40,7 +41,6 @@ __all__ = [
 ]
 
 HEALTH_TOKEN = "gateway-health"
-_PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
 
 class GatewayError(RuntimeError):
@@ -246,8 +246,7 @@ def start_gateway(state_dir: Path, seed: int, timeout: float = 30.0) -> GatewayH
         )
     (state_dir / STATE_FILE).unlink(missing_ok=True)
 
-    env = {k: v for k, v in os.environ.items() if k.lower() not in {"https_proxy", "http_proxy", "all_proxy"}}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_PARENT), env.get("PYTHONPATH", "")) if p)
+    env = child_env(base={k: v for k, v in os.environ.items() if k.lower() not in {"https_proxy", "http_proxy", "all_proxy"}})
     command = [
         sys.executable, "-m", "gateway", "serve", "--state-dir", str(state_dir), "--seed", str(seed),
         "--parent-pid", str(os.getpid()),

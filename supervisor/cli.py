@@ -24,6 +24,8 @@ COMMANDS = ("run", "status", "reset", "report", "gateway")
 #: The distribution name in the package metadata (``pyproject.toml``'s ``[project] name``).
 DISTRIBUTION = "lumibot-yappi-profiler"
 EPILOG = """other commands:
+  init STRATEGY [--windows short] [--live]   write profiling_plan.json for your strategy
+                                             (path/to/file.py:Class or package.module:Class; see init --help)
   compare BEFORE AFTER                       write COMPARE.md of two plans (same as report --compare)"""
 
 
@@ -144,6 +146,10 @@ def _print(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = program_name()
+    if argv[:1] == ["init"]:
+        from supervisor.initcmd import main as init_main
+
+        return init_main(argv[1:], prog)
     if argv[:1] == ["compare"]:
         return _compare(argv[1:], prog)
     args = build_parser(prog).parse_args(argv)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import importlib.util
-import os
 import platform
 import socket
 from collections.abc import Callable
@@ -21,13 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from common.sourcetree import child_env
 from supervisor import reaper
 from supervisor.plan import PHASE0_LABELS, Plan, PlanError, Run
 from supervisor.provider import DataProvider, Usage, open_provider
 from supervisor.runner import Outcome, run_worker
 from worker.protocol import RunSpec
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 EXECUTORS = ("local", "ray")
 
 
@@ -99,12 +98,9 @@ def describe_host(executor: str, node_id: str | None = None) -> dict[str, Any]:
             "node_failures": []}
 
 
-def worker_env(extra: dict[str, str], project_root: Path = PROJECT_ROOT) -> dict[str, str]:
-    """The environment of a worker: ours, this project importable, plus the provider's variables."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(project_root), env.get("PYTHONPATH")]))
-    env.update(extra)
-    return env
+def worker_env(extra: dict[str, str]) -> dict[str, str]:
+    """A worker's environment: ours, this project importable (:mod:`common.sourcetree`), the provider's variables."""
+    return child_env(extra)
 
 
 def cache_node(plan: Plan, run: Run) -> str | None:

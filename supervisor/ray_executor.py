@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common.sourcetree import PACKAGES_ROOT
 from supervisor import reaper
 from supervisor.executors import Job, Ran, describe_host, worker_env
 from supervisor.plan import PlanError
@@ -51,7 +52,7 @@ def node_root(key: str) -> Path:
 
 def relocate(spec: RunSpec, root: Path) -> RunSpec:
     """The supervisor's spec with this node's folders, project and process as the worker's parent."""
-    here = str(Path(__file__).resolve().parent.parent)
+    here = str(PACKAGES_ROOT)
     search = [here if p == spec.search_path[-1] else p for p in spec.search_path]
     return dataclasses.replace(
         spec,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from common.sourcetree import PACKAGES_ROOT, checkout
 from supervisor import claims, crosscheck, sidecar
 from supervisor.claims import BLOCKED, Claim, Owner
 from supervisor.eta import Estimator
@@ -32,7 +33,6 @@ from supervisor.runner import Interrupted, Outcome
 from supervisor.stopping import StopRequest
 from worker.protocol import RunSpec
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_TIMEOUT = 1800.0
 TRANSIENT_RETRIES = 2
 #: Exit code when nothing is left to claim but entries are still running under other supervisors.
@@ -426,7 +426,8 @@ class Session:
             run,
             main.outcome,
             invariants=plan["invariants"],
-            git=git_revision(PROJECT_ROOT, (self.store.path,)),
+            # The code measured: this checkout, or (installed from a wheel) the plan's own project.
+            git=git_revision(checkout() or self.store.folder, (self.store.path,)),
             stderr_log=self._stderr_path(self._output_dir(plan), main.stem),
             notes=[*main.notes, *notes],
             extra={**extra, **main.fields(), "status": status},
@@ -577,7 +578,7 @@ class Session:
             work_dir=str(output_dir / "work" / stem),
             output_stem=stem,
             cache_folder=str(cache),
-            search_path=[str(self.store.folder), str(PROJECT_ROOT)],
+            search_path=[str(self.store.folder), str(PACKAGES_ROOT)],
             budget=float(meta.get("budget", 100_000)),
             seed=int(meta["random_seed_for_selection"]),
             profile=profile,

@@ -42,7 +42,7 @@ def test_help_names_the_program_as_it_was_started_and_lists_every_command() -> N
     installed, module = (cli(form, "--help") for form in forms())
     assert installed.stdout.startswith("usage: lumiprof ")
     assert module.stdout.startswith("usage: python -m supervisor ")
-    for command in ("run", "status", "reset", "report", "gateway", "compare BEFORE AFTER"):
+    for command in ("run", "status", "reset", "report", "gateway", "init STRATEGY", "compare BEFORE AFTER"):
         assert command in installed.stdout
 
 
