@@ -290,7 +290,10 @@ def test_recovery_kills_an_orphaned_worker_left_by_a_dead_supervisor(make_plan):
 
 
 def test_a_worker_stuck_in_c_code_is_killed_after_the_grace_period(make_plan):
-    plan, result = run_into_timeout(make_plan, "stuck", "GilHog", 5, 3)
+    # The time-out must fall inside the regex, not in LumiBot's start-up: a loaded machine took
+    # more than 5 s to reach the first iteration, and a worker still in Python saved a partial profile.
+    plan, result = run_into_timeout(make_plan, "stuck", "GilHog", 15, 3)
+    assert (plan.parent / "profiling" / "work" / "stuck" / "hog.started").exists()  # it was killed inside the regex
     assert result["partial"] is False and result["top_functions_csv"] is None  # nothing could be saved
     assert result["worker_returncode"] == -signal.SIGKILL
     assert gone(result["worker_pid"], 1)
