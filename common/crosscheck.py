@@ -167,7 +167,7 @@ def ratio(yappi: float | None, sampled: float) -> float | None:
 
 
 def verdict(yappi: float | None, sampled: float, ticks: int, calls: int | None = None) -> str:
-    """``agrees`` within the noise, else which way yappi is off (thresholds above, in README)."""
+    """``agrees`` within the noise, else which way yappi is off (thresholds above, in docs/crosscheck.md)."""
     if yappi is None:
         return NOT_IN_YAPPI
     mean = (yappi + sampled) / 2

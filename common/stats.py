@@ -2,7 +2,7 @@
 
 One place, so the supervisor's decision and the report's verdict use the same words and
 thresholds. Wall times of a profiled LumiBot backtest on a shared 2-core machine move by
-tens of percent from one sitting to the next (see README, "Noise"), so:
+tens of percent from one sitting to the next (see docs/phase0.md), so:
 
 * a spread of repeats is the noise estimate: ``band`` is the largest max - min among the
   repeats of one thing (cold passes, warm passes, one window's passes);

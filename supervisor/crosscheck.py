@@ -29,7 +29,7 @@ from supervisor.owned import fresh_dir
 
 DEFAULT_RATE_HZ = 100
 """py-spy's own default. At this rate py-spy slowed the unprofiled backtest by the factor in
-README (``make bench``); at 200 Hz it was 1.21x (truth-facts), and a week at 100 Hz still
+docs/performance.md (``make bench``); at 200 Hz it was 1.21x (truth-facts), and a week at 100 Hz still
 gives a few hundred ticks."""
 
 
