@@ -68,6 +68,8 @@ class Target:
 
 @dataclass
 class DataChoice:
+    """``meta.data_source``, the sentence saying why, and anything the user should check."""
+
     source: dict[str, Any]
     why: str
     notes: list[str] = field(default_factory=list)
@@ -75,6 +77,8 @@ class DataChoice:
 
 def parse_target(raw: str, plan: Path | None) -> Target:
     """Split ``file.py:Class`` / ``package.module:Class`` and decide where the plan goes."""
+    if plan is not None and plan.is_dir():
+        plan = plan / PLAN_NAME
     where, sep, class_name = raw.rpartition(":")
     if not sep or not where or not class_name.isidentifier():
         raise InitError(f"STRATEGY must be path/to/file.py:ClassName or package.module:ClassName, got {raw!r}")
@@ -247,7 +251,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                              "no Phase 0, for a first look in about a minute")
     parser.add_argument("--live", action="store_true",
                         help="DataBento live data (needs DATABENTO_API_KEY) instead of the offline synthetic bars")
-    parser.add_argument("--plan", type=Path, help=f"where to write the plan (default: {PLAN_NAME} as above)")
+    parser.add_argument("--plan", type=Path,
+                        help=f"where to write the plan, a file or a folder (default: {PLAN_NAME} as above)")
     parser.add_argument("--import-timeout", type=checked(SECONDS), default=IMPORT_TIMEOUT, metavar="S",
                         help="seconds the strategy's import may take (default %(default)g)")
     return parser
