@@ -97,7 +97,7 @@ class Comparison:
         if not rows:
             return (
                 f"{head}\n\nEvery common run did the same backtest on both sides and in every pass (final portfolio "
-                "value, orders, fills, iterations and the sha256 of LumiBot's trade-events file all equal)."
+                "value, orders, fills, iterations and the sha256 of LumiBot's trade events, order ids aside, all equal)."
             )
         return "\n\n".join([head, md.table(["run", "finding", "what differs"], rows)])
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -56,13 +59,35 @@ def make_plan(tmp_path: Path) -> Callable[..., Path]:
 
 def supervise(plan: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run ``python -m supervisor`` in a real process, from an unrelated working directory."""
-    return subprocess.run(
-        [sys.executable, "-m", "supervisor", *args, "--plan", str(plan)],
-        cwd=plan.parent,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return supervise_together([plan], *args, timeout=timeout)[0]
+
+
+def supervise_together(plans: list[Path], *args: str, timeout: float = 600) -> list[subprocess.CompletedProcess[str]]:
+    """:func:`supervise` on several plans at once, one process each (a plan names one strategy).
+
+    Output goes to files, not pipes, so no process stalls on a full pipe while another is awaited.
+    """
+    with contextlib.ExitStack() as stack:
+        started = []
+        for plan in plans:
+            cmd = [sys.executable, "-m", "supervisor", *args, "--plan", str(plan)]
+            out, err = (stack.enter_context(tempfile.TemporaryFile("w+")) for _ in range(2))
+            started.append((cmd, subprocess.Popen(cmd, cwd=plan.parent, stdout=out, stderr=err, text=True), out, err))
+        deadline = time.monotonic() + timeout
+        try:
+            for _cmd, proc, _, _ in started:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        finally:
+            for _, proc, _, _ in started:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        done = []
+        for cmd, proc, out, err in started:
+            out.seek(0)
+            err.seek(0)
+            done.append(subprocess.CompletedProcess(cmd, proc.returncode, out.read(), err.read()))
+        return done
 
 
 def load(plan: Path) -> dict[str, Any]:

@@ -225,6 +225,8 @@ def test_a_backtest_that_differs_without_the_profiler_is_flagged(tmp_path: Path)
     assert result["backtest_outcome"]["orders"] == result["sampled_pass"]["outcome"]["orders"] + 1
     assert "sampled pass's backtest differs from the profiled one: " in result["notes"]
     assert re.search(r"orders (\d+) → (\d+)", result["notes"])
+    # The extra order is a changed trade, so the trade-events hash (order ids keyed by first appearance) differs too.
+    assert "trade_events_canonical_sha256 " in result["notes"]
     proc = supervise(plan, "report")
     assert proc.returncode == 0, proc.stderr
     trust = (plan.parent / "profiling" / "REPORT.md").read_text().split("## How far to trust these numbers", 1)[1]

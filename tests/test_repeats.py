@@ -115,7 +115,7 @@ def test_every_pass_of_a_window_did_the_same_backtest(plans: dict[str, Any]) -> 
         fingerprints = [p["fingerprint"] for p in result["passes"]]
         assert result["fingerprints_match"] is True and all(f == fingerprints[0] for f in fingerprints)
         assert fingerprints[0]["iterations"] > 0 and fingerprints[0]["orders"] >= 1 and fingerprints[0]["missing"] == []
-        assert len(fingerprints[0]["trade_events_sha256"]) == 64
+        assert len(fingerprints[0]["trade_events_sha256"]) == len(fingerprints[0]["trade_events_canonical_sha256"]) == 64
     # a warm cache must not change what the backtest did either
     assert results["p0-cold"]["fingerprint"] == results["p0-warm"]["fingerprint"]
 
@@ -171,7 +171,7 @@ def test_compare_flags_changed_results_and_judges_single_runs_by_phase0_band(pla
     text = _compare(plans, "retraded", "base")
     assert _verdicts(text) == {"wk-a": "results changed: the timing comparison is not like for like"}
     findings = text.split("## Backtest results", 1)[1].split("\n## ", 1)[0]
-    assert "wk-a" in findings and ("orders" in findings or "trade_events_sha256" in findings)
+    assert "wk-a" in findings and ("orders" in findings or "trade_events_canonical_sha256" in findings)
     base = plans["paths"]["base"]
     assert "Phase 0 noise band" in text and f"Phase 0 of {base}" in text  # single runs: says which band it used
     assert "no per-function verdict" in text

@@ -104,6 +104,17 @@ def test_fingerprint_differences() -> None:
     assert differences(FP, None) == ["fingerprint missing on one side"]
 
 
+def test_trade_events_compare_by_their_canonical_hash_and_old_records_by_their_raw_one() -> None:
+    new = {**FP, "trade_events_canonical_sha256": "c" * 64}
+    # LumiBot's random child-order ids change the raw bytes of identical backtests: not a difference.
+    assert differences(new, {**new, "trade_events_sha256": "b" * 64}) == []
+    assert differences(new, {**new, "trade_events_canonical_sha256": "d" * 64}) == [
+        f"trade_events_canonical_sha256 {'c' * 12} → {'d' * 12}"]
+    # A result recorded before the canonical hash existed compares as it did then, by the raw hash.
+    assert differences(FP, new) == []
+    assert differences(FP, {**new, "trade_events_sha256": "b" * 64}) == [f"trade_events_sha256 {'a' * 12} → {'b' * 12}"]
+
+
 def _row(name: str, ncall: int, cum: float, self_time: float) -> FuncRow:
     return FuncRow(f"m.py:1:{name}", name, "m.py", 1, ncall, cum, self_time)
 
