@@ -39,7 +39,7 @@ def supervise(plan: object, *args: str) -> tuple[float, str]:
 
 def main() -> int:
     p = c.parser(__doc__)
-    p.parse_args()
+    args = p.parse_args()
     c.header("eta_accuracy", "4 week windows + 1 month, MesMomentum sleeptime 30M, pandas_synthetic; run, reset, run again")
     from supervisor.eta import Estimator, duration
     from supervisor.plan import PlanStore
@@ -47,6 +47,8 @@ def main() -> int:
     with c.temp_dir("eta") as tmp:
         plan = c.make_plan(tmp, [c.short_run(*r) for r in RUNS], meta={"strategy_parameters": {"sleeptime": "30M"},
                                                                         "phase1_mode": "single"})
+        if c.smoke_stop(args, f"a {len(RUNS)}-window plan; estimator {Estimator.__name__}, {duration(0)}"):
+            return 0
         first, _ = supervise(plan, "--quiet")
         supervise(plan, "reset")
         document = orjson.loads(plan.read_bytes())

@@ -7,7 +7,6 @@ cache folder, so nothing warm leaks from one window into the next.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -15,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from supervisor import claims, crosscheck, sidecar
+from supervisor import claims, crosscheck, sidecar, specs
 from supervisor.claims import BLOCKED, Claim, Owner
 from supervisor.eta import Estimator
 from supervisor.executors import Executor, Job, Ran, cache_node, open_executor, plan_key
@@ -32,7 +31,7 @@ from supervisor.runner import Interrupted, Outcome
 from supervisor.stopping import StopRequest
 from worker.protocol import RunSpec
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = specs.PROJECT_ROOT
 DEFAULT_TIMEOUT = 1800.0
 TRANSIENT_RETRIES = 2
 #: Exit code when nothing is left to claim but entries are still running under other supervisors.
@@ -136,17 +135,10 @@ class Session:
 
     # -- set-up ---------------------------------------------------------------------------
     def _settings(self, plan: Plan) -> dict[str, Any]:
-        settings = dict(plan["meta"]["data_source"])
-        if self.options.data_mode:
-            settings["mode"] = self.options.data_mode
-        return settings
+        return specs.data_settings(plan, self.options.data_mode)
 
     def _output_dir(self, plan: Plan) -> Path:
-        return self.store.resolve(plan["meta"]["output_dir"])
-
-    def _cache_root(self, plan: Plan) -> Path:
-        cache = plan["meta"].get("cache") or {}
-        return self.store.resolve(cache.get("folder", Path(plan["meta"]["output_dir"]) / "cache"))
+        return specs.output_dir(self.store, plan)
 
     def _pending_in_selection(self, plan: Plan) -> bool:
         return any(r["status"] == "pending" for r in claims.select(plan, self.options.selector))
@@ -395,8 +387,8 @@ class Session:
         """One pass of an entry (with its preload or warm-up pass in those modes), as a result record."""
         run = claim.run
         stem = pass_stem(run["id"], number)
-        cache = self._cache_folder(plan, run, number)
-        sampled_cache = self._cache_root(plan) / f"{run['id']}.sampled"
+        cache = specs.cache_folder(self.store, plan, run, number)
+        sampled_cache = specs.cache_root(self.store, plan) / f"{run['id']}.sampled"
         # once per entry, beside the pass with the spec's files; never without a py-spy to sample it
         cross_check = self.cross_check.on and self.py_spy[0] is not None and number == 1
         if run["label"] != PHASE0_LABELS[1]:
@@ -427,7 +419,7 @@ class Session:
             main.outcome,
             invariants=plan["invariants"],
             git=git_revision(PROJECT_ROOT, (self.store.path,)),
-            stderr_log=self._stderr_path(self._output_dir(plan), main.stem),
+            stderr_log=specs.stderr_path(self._output_dir(plan), main.stem),
             notes=[*main.notes, *notes],
             extra={**extra, **main.fields(), "status": status},
         )
@@ -482,7 +474,7 @@ class Session:
         sampler = crosscheck.Sampler(py_spy, self.cross_check.rate_hz, paths.collapsed, paths.log)
         sampled = self._pass(plan, run, settings, cache, claim, profile=False, stem=f"{run['id']}.sampled", sampler=sampler)
         remove_owned(cache)
-        log = self._stderr_path(self._output_dir(plan), sampled.stem)
+        log = specs.stderr_path(self._output_dir(plan), sampled.stem)
         summary = {**sampled.summary(self.store), "outcome": crosscheck.outcome_of(sampled.outcome.answer or {}),
                    "stderr_log": self.store.relative(log), "py_spy_log": self.store.relative(paths.log),
                    "worker_process_seconds": round(sampled.outcome.seconds, 3)}
@@ -526,7 +518,7 @@ class Session:
         retries: list[str] = []
         for attempt in range(1, TRANSIENT_RETRIES + 2):
             token = f"{stem}.{self.owner.token}.{claim.attempt}.{attempt}"
-            spec = self._spec(plan, run, settings, cache, profile, stem)
+            spec = specs.run_spec(self.store, plan, run, settings, cache, profile=profile, stem=stem)
             ran = self._spawn(plan, run, spec, token, sampler)
             if (ran.outcome.answer or {}).get("error_kind") == "transient" and attempt <= TRANSIENT_RETRIES:
                 retries.append(f"attempt {attempt}: {ran.outcome.problem}")
@@ -552,39 +544,6 @@ class Session:
         return "done", notes
 
     # -- per-run plumbing -----------------------------------------------------------------
-    def _cache_folder(self, plan: Plan, run: Run, number: int) -> Path:
-        """Pass k of Phase 0's two probes share one folder (that is the point); every other run has its own."""
-        key = pass_stem("phase0", number) if run["label"] in PHASE0_LABELS else run["id"]
-        return self._cache_root(plan) / key
-
-    @staticmethod
-    def _stderr_path(output_dir: Path, run_id: str) -> Path:
-        return output_dir / f"{run_id}.stderr.log"
-
-    def _spec(self, plan: Plan, run: Run, settings: dict[str, Any], cache: Path, profile: bool, stem: str) -> RunSpec:
-        meta = plan["meta"]
-        output_dir = self._output_dir(plan)
-        return RunSpec(
-            id=run["id"],
-            start=run["start"],
-            end=run["end"],
-            label=run["label"],
-            strategy=meta["strategy"],
-            parameters=dict(meta.get("strategy_parameters") or {}),
-            invariants=dict(plan["invariants"]),
-            data_source=settings,
-            output_dir=str(output_dir),
-            work_dir=str(output_dir / "work" / stem),
-            output_stem=stem,
-            cache_folder=str(cache),
-            search_path=[str(self.store.folder), str(PROJECT_ROOT)],
-            budget=float(meta.get("budget", 100_000)),
-            seed=int(meta["random_seed_for_selection"]),
-            profile=profile,
-            supervisor_pid=os.getpid(),
-            backtest_options=dict(meta.get("backtest_options") or {}),
-        )
-
     def _timeout(self, plan: Plan, run: Run) -> float:
         if self.options.timeout:
             return self.options.timeout
@@ -600,7 +559,7 @@ class Session:
             if sampler is not None:
                 sampler.attach(pid)
 
-        job = Job(spec, token, self._timeout(plan, run), self.options.grace, self._stderr_path(Path(spec.output_dir), spec.stem),
+        job = Job(spec, token, self._timeout(plan, run), self.options.grace, specs.stderr_path(Path(spec.output_dir), spec.stem),
                   on_spawn, cache_key=Path(spec.cache_folder).name, cache_node=cache_node(plan, run),
                   marker=self.owner.token, interruptible=self.stop.interruptible)
         watched = Watched(run["id"], run["start"], run["end"], Path(spec.work_dir), **self._watching)
