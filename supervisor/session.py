@@ -7,6 +7,7 @@ cache folder, so nothing warm leaks from one window into the next.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -109,10 +110,16 @@ class Pass:
 class Session:
     """Runs the selected entries of one plan file; ``run`` returns the process exit code."""
 
-    def __init__(self, store: PlanStore, options: Options, echo: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, store: PlanStore, options: Options, echo: Callable[[str], None] | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.store = store
         self.options = options
         self.echo = echo or (lambda line: print(line, flush=True))
+        """Progress and results: stdout."""
+        self.warn = warn or (lambda line: print(line, file=sys.stderr, flush=True))
+        """Errors and warnings: stderr, so ``2>err.log`` catches them and a pipe of stdout stays clean."""
         self.owner = Owner()
         self.executor: Executor | None = None
         self.stop = StopRequest()
@@ -152,8 +159,11 @@ class Session:
         )
 
     def _merge_sidecars(self) -> None:
-        for line in sidecar.merge(self.store, self.output_dir, self.owner):
+        merged, problems = sidecar.merge(self.store, self.output_dir, self.owner)
+        for line in merged:
             self.echo(f"merged     {line}")
+        for line in problems:
+            self.warn(f"warning: {line}")
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> int:
@@ -190,10 +200,10 @@ class Session:
         except KeyboardInterrupt:
             pass  # a worker was interrupted; its entry was given back (or the console said why not)
         except PlanWriteError as exc:
-            self.echo(f"error: {exc}; stopping (finished results are kept in sidecars and merged at the next start)")
+            self.warn(f"error: {exc}; stopping (finished results are kept in sidecars and merged at the next start)")
             return 1
         except ProviderError as exc:
-            self.echo(f"error: {exc}")
+            self.warn(f"error: {exc}")
             return 1
         finally:
             if self.executor is not None:
@@ -219,10 +229,13 @@ class Session:
         try:
             released = claims.release(self.store, run_id, self.owner, note)
         except PlanError as exc:
-            self.echo(f"{run_id:<24} still running in the plan: could not give it back ({exc}); "
+            self.warn(f"{run_id:<24} still running in the plan: could not give it back ({exc}); "
                       "the next start recovers it")
             return
-        self.echo(f"{run_id:<24} {'pending (interrupted ' + when + ')' if released else 'not ours any more'}")
+        if released:
+            self.echo(f"{run_id:<24} pending (interrupted {when})")
+        else:
+            self.warn(f"{run_id:<24} not ours any more (another supervisor recovered it)")
 
     def _run_safely(self, group: list[Claim], settings: dict[str, Any]) -> list[str]:
         """Run claimed entries; whatever fails after the claim ends them, none stays ``running``.
@@ -240,12 +253,17 @@ class Session:
         except Exception as exc:
             reason = f"supervisor failed running this entry: {type(exc).__name__}: {exc}".splitlines()[0]
             for run_id in self._still_ours(group):
-                self.echo(f"{run_id:<24} error  {reason}")
+                self.warn(f"{run_id:<24} error  {reason}")
                 self._record(run_id, "error", error_result(claims.find(self.store.read(), run_id), reason))
             return ["error"] * len(group)
 
     def _still_ours(self, group: list[Claim]) -> list[str]:
-        plan = self.store.read()
+        """The held entries this supervisor still owns; all of them while the plan cannot be read
+        (a hand edit): each later write then says for itself that it could not be made."""
+        try:
+            plan = self.store.read()
+        except PlanError:
+            return [c.run["id"] for c in group]
         return [c.run["id"] for c in group if claims.owned_by(claims.find(plan, c.run["id"]), self.owner)]
 
     def _give_back_held(self, group: list[Claim], when: str) -> None:
@@ -255,23 +273,29 @@ class Session:
     def _record(self, run_id: str, status: str, result: dict[str, Any]) -> str:
         """Write the final state; if the plan cannot take it, keep the result in a sidecar.
 
+        A plan that cannot be written (full disk) and one that cannot be read (a hand edit left
+        a typo) are the same to a finished run: its result waits beside the plan and is merged
+        at the next start, so the entry never runs again because of the edit.
         Returns ``recorded``, ``sidecar`` or ``lost`` (another supervisor took the entry over).
         """
         try:
             if claims.finish(self.store, run_id, self.owner, status, result):
                 return "recorded"
-            self.echo(f"{run_id:<24} lost ownership; result not written (another supervisor recovered it)")
+            self.warn(f"{run_id:<24} lost ownership; result not written (another supervisor recovered it)")
             return "lost"
         except PlanError as exc:
             try:
                 path = sidecar.save(self.output_dir, run_id, self.owner, status, result)
             except OSError as side:
-                self.echo(f"{run_id:<24} {status} but NOT recorded: plan ({exc}) and sidecar ({side.strerror or side}) "
+                self.warn(f"{run_id:<24} {status} but NOT recorded: plan ({exc}) and sidecar ({side.strerror or side}) "
                           "both unwritable; the entry stays running and runs again after the next start")
                 raise PlanWriteError(str(exc)) from None
             self.unrecorded += 1
-            self.echo(f"{run_id:<24} {status}, but the plan could not be written ({exc}); result kept in {path}, "
-                      "merged at the next start")
+            if isinstance(exc, PlanWriteError):
+                self.warn(f"{run_id} {status}, but the plan could not be written ({exc}); result kept in {path}, "
+                          "merged at the next start")
+            else:
+                self.warn(f"{run_id} {status}; result kept beside the plan until it parses again ({path.name}; {exc})")
             return "sidecar"
 
     def _open_executor(self, plan: Plan, settings: dict[str, Any]) -> Executor:
@@ -365,7 +389,7 @@ class Session:
             self._finish_entry(claim, crosscheck.with_cross_check(combine(passes[claim.run["id"]]), passes[claim.run["id"]][0]))
             for claim in group
         ]
-        if any(phase_of(c.run) == "phase0" for c in group):
+        if any(phase_of(c.run) == "phase0" for c in group) and "sidecar" not in statuses:
             summary = summarize(self.store)
             if summary is not None:
                 self.echo(f"phase0 decision: {summary['verdict']} -> {summary['decision']} ({summary['reason']})")
@@ -555,7 +579,10 @@ class Session:
         assert self.executor is not None
 
         def on_spawn(pid: int, create_time: float | None) -> None:
-            claims.record_worker(self.store, run["id"], self.owner, pid, create_time)
+            try:
+                claims.record_worker(self.store, run["id"], self.owner, pid, create_time)
+            except PlanError as exc:  # a hand edit mid-entry: the run goes on, its result waits in a sidecar
+                self.warn(f"warning: {spec.stem}: worker {pid} not recorded in the plan ({exc}); the run goes on")
             if sampler is not None:
                 sampler.attach(pid)
 
