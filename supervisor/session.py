@@ -17,14 +17,23 @@ from typing import Any
 
 from supervisor import claims, crosscheck, sidecar, specs
 from supervisor.claims import BLOCKED, Claim, Owner
-from supervisor.eta import Estimator
+from supervisor.eta import Estimator, check_after
 from supervisor.executors import Executor, Job, Ran, cache_node, open_executor, plan_key
 from supervisor.gitinfo import git_revision
 from supervisor.lanes import run_lanes
 from supervisor.owned import fresh_dir, remove_owned
 from supervisor.phase0 import phase1_mode, summarize
 from supervisor.plan import PHASE0_LABELS, Plan, PlanError, PlanStore, PlanWriteError, Run, phase_of
-from supervisor.progress import LiveDisplay, Monitor, PlainDisplay, Watched, choose_display
+from supervisor.progress import (
+    CHECK_PASS,
+    FIRST_PASS,
+    LiveDisplay,
+    Monitor,
+    PlainDisplay,
+    Watched,
+    choose_display,
+    pass_name,
+)
 from supervisor.provider import ProviderError, Usage
 from supervisor.repeats import INTERLEAVE, combine, pass_stem, repeats_for
 from supervisor.results import build_result, error_result, relative_files
@@ -375,8 +384,8 @@ class Session:
                     continue
                 if self.stop.requested:
                     raise KeyboardInterrupt
-                later = [c.run for _, c in order[index + 1 :] if c.run["id"] not in failed]
-                self._watching = self._estimates(plan, claim.run, later)
+                later = [(c.run, n) for n, c in order[index + 1 :] if c.run["id"] not in failed]
+                self._watching = self._estimates(plan, claim.run, number, counts[run_id], later)
                 skip = self._cold_pass_failed(claim, group, passes, number)
                 result = self._one_pass(plan, claim, settings, number, skip)
                 passes[run_id].append(result)
@@ -410,6 +419,7 @@ class Session:
     def _one_pass(self, plan: Plan, claim: Claim, settings: dict[str, Any], number: int, skip: str) -> dict[str, Any]:
         """One pass of an entry (with its preload or warm-up pass in those modes), as a result record."""
         run = claim.run
+        began = self._watching["began"]
         stem = pass_stem(run["id"], number)
         cache = specs.cache_folder(self.store, plan, run, number)
         sampled_cache = specs.cache_root(self.store, plan) / f"{run['id']}.sampled"
@@ -422,8 +432,11 @@ class Session:
         notes: list[str] = []
         first: Pass | None = None
         if mode in ("preload", "two_pass") and not skip:
+            profiled_name = self._watching["pass_name"]
+            self._watching["pass_name"] = FIRST_PASS[mode]
             first = self._pass(plan, run, settings, cache, claim, profile=mode == "two_pass",
                                stem=f"{stem}.{'preload' if mode == 'preload' else 'pass1'}")
+            self._watching["pass_name"] = profiled_name
         if skip:
             main, status = Pass(stem, Outcome(None, None, 0.0, problem=skip), Usage(), "error", [skip], 0), "error"
         elif first is not None and first.status != "done":
@@ -457,7 +470,7 @@ class Session:
             fields, more_notes = self._cross_check_pass(plan, run, settings, claim, main, sampled_cache)
             result.update(fields)
             result["notes"] = "; ".join(n for n in [result["notes"], *more_notes] if n)
-        result["entry_seconds"] = round(time.monotonic() - self._watching["began"], 3)  # this pass's, start to result
+        result["entry_seconds"] = round(time.monotonic() - began, 3)  # this pass's (and its check's), start to result
         self._echo_line(stem, result, mode)
         return result
 
@@ -496,6 +509,7 @@ class Session:
         for stale in (paths.collapsed, paths.svg, paths.csv, paths.log):
             stale.unlink(missing_ok=True)
         sampler = crosscheck.Sampler(py_spy, self.cross_check.rate_hz, paths.collapsed, paths.log)
+        self._watch_check(main)
         sampled = self._pass(plan, run, settings, cache, claim, profile=False, stem=f"{run['id']}.sampled", sampler=sampler)
         remove_owned(cache)
         log = specs.stderr_path(self._output_dir(plan), sampled.stem)
@@ -517,17 +531,33 @@ class Session:
         files = {k: self.store.relative(v) if isinstance(v, Path) else v for k, v in fields.items()}
         return {**files, "sampled_pass": {**summary, "compare_seconds": round(time.perf_counter() - t0, 3)}}, notes
 
-    def _estimates(self, plan: Plan, run: Run, later: list[Run]) -> dict[str, Any]:
-        """What the progress display needs before the worker says anything: this pass's estimate
-        and that of everything after it (the held entries' ``later`` passes, then each of the
-        selection's other pending entries once per repeat)."""
+    def _estimates(self, plan: Plan, run: Run, number: int, count: int, later: list[tuple[Run, int]]) -> dict[str, Any]:
+        """What the progress display needs before the worker says anything: this pass's name and
+        estimate, and that of every pass after it (this pass's unprofiled check, the held
+        entries' ``later`` passes, then each of the selection's other pending entries once per
+        repeat, with its check)."""
         estimator = Estimator.from_plan(plan)
-        held = {r["id"] for r in (run, *later)}
+        checked = self.cross_check.on and self.py_spy[0] is not None  # the check runs beside pass 1
+        held = {r["id"] for r in (run, *(r for r, _ in later))}
         pending = [r for r in claims.select(plan, self.options.selector) if r["status"] == "pending" and r["id"] not in held]
-        rest = later + [r for r in pending for _ in range(repeats_for(plan, r, self.options.repeats))]
+        rest = [(r, checked and n == 1) for r, n in later]
+        rest += [(r, checked and n == 1) for r in pending for n in range(1, repeats_for(plan, r, self.options.repeats) + 1)]
         rest_seconds, rest_unknown = estimator.total(rest)
-        return {"estimate": estimator.entry(run), "rest_seconds": rest_seconds, "rest_unknown": rest_unknown,
-                "began": time.monotonic()}
+        check = estimator.check(run) if checked and number == 1 else 0.0
+        cold = run["label"] == PHASE0_LABELS[0] if phase_of(run) == "phase0" else None
+        return {"estimate": estimator.entry(run), "rest_seconds": rest_seconds + (check or 0.0),
+                "rest_unknown": rest_unknown + (check is None), "began": time.monotonic(),
+                "pass_name": pass_name(cold, number, count), "check": check, "overhead": estimator.overhead}
+
+    def _watch_check(self, main: Pass) -> None:
+        """The unprofiled check is next: estimate it from the profiled pass just measured (its
+        worker without yappi's overhead) and take it out of what remains after it."""
+        watching = self._watching
+        planned = watching["check"]
+        estimate = check_after(main.outcome.answer or {}, main.outcome.seconds, watching["overhead"]) or planned
+        self._watching = {**watching, "estimate": estimate, "pass_name": CHECK_PASS, "began": time.monotonic(),
+                          "rest_seconds": max(watching["rest_seconds"] - (planned or 0.0), 0.0),
+                          "rest_unknown": watching["rest_unknown"] - (planned is None)}
 
     def _pass(
         self, plan: Plan, run: Run, settings: dict[str, Any], cache: Path, claim: Claim, *, profile: bool, stem: str,
@@ -589,7 +619,9 @@ class Session:
         job = Job(spec, token, self._timeout(plan, run), self.options.grace, specs.stderr_path(Path(spec.output_dir), spec.stem),
                   on_spawn, cache_key=Path(spec.cache_folder).name, cache_node=cache_node(plan, run),
                   marker=self.owner.token, interruptible=self.stop.interruptible)
-        watched = Watched(run["id"], run["start"], run["end"], Path(spec.work_dir), **self._watching)
+        w = self._watching
+        watched = Watched(run["id"], run["start"], run["end"], Path(spec.work_dir), w["estimate"], w["rest_seconds"],
+                          w["rest_unknown"], w["began"], w["pass_name"])
         try:
             with self.monitor.watch(watched):
                 ran = self.executor.run(job)
