@@ -82,6 +82,9 @@ class Estimator:
     """Median of (unprofiled check seconds / profiled pass seconds) over the plan's checked entries."""
     overhead: float = DEFAULT_OVERHEAD
     """Median ``profiler_overhead_ratio`` (yappi / plain backtest wall) the plan's checks measured."""
+    tail_share: float | None = None
+    """Median share of a profiled pass spent after the window's last iteration (``phases``:
+    LumiBot's analysis and output), which the pass's own pace cannot see coming."""
 
     @classmethod
     def from_plan(cls, plan: Plan) -> Estimator:
@@ -106,17 +109,22 @@ class Estimator:
         xs, ys = [p[0] for p in points.values()], [p[1] for p in points.values()]
         fit = fit_line(xs, ys)
         per_day = sum(ys) / sum(xs) if xs else None
-        ratios, overheads = [], []
-        for result in checked.values():
-            check, profiled = check_seconds(result), profiled_seconds(result)
-            if check is not None and profiled is not None and profiled != entry_seconds(result):  # check split off
+        ratios, overheads, tails = [], [], []
+        for result in checked.values():  # every one has a profiled time (that is how it got here)
+            profiled = profiled_seconds(result) or 1.0
+            analysis = _number((result.get("phases") or {}).get("analysis_and_output"))
+            if analysis is not None:
+                tails.append(analysis / profiled)
+            check = check_seconds(result)
+            if check is not None and profiled != entry_seconds(result):  # pass 1: its check was split off
                 ratios.append(check / profiled)
             overhead = _number(result.get("profiler_overhead_ratio"))
             if overhead is not None:
                 overheads.append(overhead)
         return cls(previous, fit if fit is not None and fit.slope > 0 else None, per_day,
                    statistics.median(ratios) if ratios else None,
-                   statistics.median(overheads) if overheads else DEFAULT_OVERHEAD)
+                   statistics.median(overheads) if overheads else DEFAULT_OVERHEAD,
+                   statistics.median(tails) if tails else None)
 
     def entry(self, run: Run) -> float | None:
         """Seconds one profiled pass of this entry should take, or None when nothing is known yet."""
@@ -136,6 +144,10 @@ class Estimator:
         if profiled is None:
             return None
         return profiled * self.check_ratio if self.check_ratio is not None else profiled / self.overhead
+
+    def tail(self, seconds: float | None) -> float | None:
+        """Of a pass estimated at ``seconds``, those after its last iteration (None if unknown)."""
+        return None if seconds is None or self.tail_share is None else seconds * self.tail_share
 
     def step(self, run: Run, checked: bool) -> float | None:
         """One pass of ``run``, with its unprofiled check when ``checked`` (pass 1 under a cross-check)."""
@@ -168,14 +180,21 @@ def check_after(answer: dict[str, Any], worker_seconds: float, overhead: float) 
     return max(worker_seconds - wall, 0.0) + wall / overhead
 
 
-def run_left(progress: Progress | None, fraction: float | None, estimate: float | None, elapsed: float) -> float | None:
-    """Seconds the running entry still needs.
+def run_left(
+    progress: Progress | None, fraction: float | None, estimate: float | None, elapsed: float,
+    tail: float | None = None, now: float | None = None,
+) -> float | None:
+    """Seconds the running pass still needs.
 
     Its own pace once it has covered enough of its window (backtest seconds so far scaled to
-    the rest of the window), else the estimate minus the time already spent.
+    the rest of the window), plus ``tail``, the seconds expected after the last iteration
+    (LumiBot's analysis, saving the profile), less the time since the snapshot when ``now``
+    (Unix time) is given: the worker writes no snapshot after its last iteration. Before
+    that, the estimate minus the time already spent.
     """
     if progress is not None and fraction is not None and fraction >= MIN_FRACTION and progress.elapsed_seconds > 0:
-        return progress.elapsed_seconds * (1.0 - fraction) / fraction
+        since = max(now - progress.written, 0.0) if now is not None else 0.0
+        return max(progress.elapsed_seconds * (1.0 - fraction) / fraction + (tail or 0.0) - since, 0.0)
     if estimate is not None:
         return max(estimate - elapsed, 0.0)
     return None

@@ -42,6 +42,8 @@ class Watched:
     """``time.monotonic()`` when this pass began (elapsed and the next plain line count from it)."""
     pass_name: str = ""
     """Which pass of the entry runs (:func:`pass_name`): a second pass starts again from 0 %."""
+    tail: float | None = None
+    """Seconds this pass should spend after its window's last iteration (:meth:`Estimator.tail`)."""
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,8 @@ class View:
         progress = read_progress(watched.work_dir)
         fraction = progress.fraction(watched.start, watched.end) if progress else None
         elapsed = time.monotonic() - watched.began
-        return cls(watched, progress, fraction, elapsed, run_left(progress, fraction, watched.estimate, elapsed))
+        left = run_left(progress, fraction, watched.estimate, elapsed, watched.tail, time.time())
+        return cls(watched, progress, fraction, elapsed, left)
 
     @property
     def selection_left(self) -> str:

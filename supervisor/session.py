@@ -545,9 +545,11 @@ class Session:
         rest_seconds, rest_unknown = estimator.total(rest)
         check = estimator.check(run) if checked and number == 1 else 0.0
         cold = run["label"] == PHASE0_LABELS[0] if phase_of(run) == "phase0" else None
-        return {"estimate": estimator.entry(run), "rest_seconds": rest_seconds + (check or 0.0),
+        estimate = estimator.entry(run)
+        return {"estimate": estimate, "rest_seconds": rest_seconds + (check or 0.0),
                 "rest_unknown": rest_unknown + (check is None), "began": time.monotonic(),
-                "pass_name": pass_name(cold, number, count), "check": check, "overhead": estimator.overhead}
+                "pass_name": pass_name(cold, number, count), "tail": estimator.tail(estimate), "check": check,
+                "overhead": estimator.overhead, "tail_share": estimator.tail_share}
 
     def _watch_check(self, main: Pass) -> None:
         """The unprofiled check is next: estimate it from the profiled pass just measured (its
@@ -555,7 +557,8 @@ class Session:
         watching = self._watching
         planned = watching["check"]
         estimate = check_after(main.outcome.answer or {}, main.outcome.seconds, watching["overhead"]) or planned
-        self._watching = {**watching, "estimate": estimate, "pass_name": CHECK_PASS, "began": time.monotonic(),
+        tail = estimate * watching["tail_share"] if estimate is not None and watching["tail_share"] is not None else None
+        self._watching = {**watching, "estimate": estimate, "pass_name": CHECK_PASS, "began": time.monotonic(), "tail": tail,
                           "rest_seconds": max(watching["rest_seconds"] - (planned or 0.0), 0.0),
                           "rest_unknown": watching["rest_unknown"] - (planned is None)}
 
@@ -621,7 +624,7 @@ class Session:
                   marker=self.owner.token, interruptible=self.stop.interruptible)
         w = self._watching
         watched = Watched(run["id"], run["start"], run["end"], Path(spec.work_dir), w["estimate"], w["rest_seconds"],
-                          w["rest_unknown"], w["began"], w["pass_name"])
+                          w["rest_unknown"], w["began"], w["pass_name"], w["tail"])
         try:
             with self.monitor.watch(watched):
                 ran = self.executor.run(job)

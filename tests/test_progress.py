@@ -134,11 +134,11 @@ def test_the_unprofiled_check_is_estimated_apart_and_counted_in_the_selection() 
     """Pass 1's entry_seconds holds its cross-check: the profiled pass is estimated without it, the
     check from the ratio the plan measured, and a selection counts each entry's check once."""
     week, other = short_run("wk", "2025-01-20", "2025-01-27"), short_run("wk2", "2025-03-10", "2025-03-17")
-    checked = {"entry_seconds": 30.0, "profiler_overhead_ratio": 2.5,
+    checked = {"entry_seconds": 30.0, "profiler_overhead_ratio": 2.5, "phases": {"analysis_and_output": 5.0},
                "sampled_pass": {"worker_process_seconds": 9.0, "compare_seconds": 1.0}}
     estimator = Estimator.from_plan(plan_with([week, other], {"wk": checked}, []))
     assert estimator.entry(other) == 20.0 and estimator.check_ratio == 0.5 and estimator.overhead == 2.5
-    assert estimator.check(other) == 10.0
+    assert estimator.check(other) == 10.0 and estimator.tail(20.0) == 5.0
     assert estimator.total([(other, True), (other, False), other]) == (70.0, 0)  # pass 1 with its check, repeats without
     # With repeats, the combined result is the median pass's: its entry_seconds holds no check unless it is pass 1.
     later = {**checked, "repeats": {"median_pass": 2}}
@@ -165,6 +165,9 @@ def test_time_left_uses_the_runs_own_pace_once_it_has_covered_enough_of_its_wind
     half = Progress("backtest", "2025-02-15T00:00:00", 500, 10.0, 0.0)
     assert half.fraction("2025-02-01", "2025-03-01") == 0.5
     assert run_left(half, 0.5, 100.0, 12.0) == 10.0  # its own pace beats an older estimate
+    # LumiBot's analysis after the last iteration is expected, and counted down once no snapshot comes.
+    assert run_left(half, 0.5, 100.0, 12.0, tail=8.0, now=3.0) == 15.0
+    assert run_left(half, 0.5, 100.0, 12.0, tail=8.0, now=30.0) == 0.0
     assert Progress("backtest", "2025-03-05T00:00:00", 1, 1.0, 0.0).fraction("2025-02-01", "2025-03-01") == 1.0
     assert [duration(s) for s in (None, 4.4, 190, 3900)] == ["?", "4 s", "3 min 10 s", "1 h 05 min"]
 
