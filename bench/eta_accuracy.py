@@ -103,13 +103,14 @@ def watch(plan: object) -> tuple[float, list[Seen], list[str]]:
     return time.perf_counter() - t0, seen, console
 
 
-def errors(seen: list[Seen], end: float, number: int) -> list[float]:
-    """Relative errors of the selection ETA on the lines about pass ``number`` (2 and up: the check)."""
+def errors(seen: list[Seen], end: float, number: int, speed: float = 1.0) -> list[float]:
+    """Relative errors of the selection ETA on the lines about pass ``number`` (2 and up: the check),
+    each predicted time multiplied by ``speed`` first."""
     out = []
     for s in seen:
         real = end - s.at
         if s.selection_left is not None and real >= MIN_LEFT and min(s.pass_number, 2) == number:
-            out.append(s.selection_left / real - 1.0)
+            out.append(s.selection_left * speed / real - 1.0)
     return out
 
 
@@ -147,14 +148,19 @@ def main() -> int:
           f"{load_before:.2f} / {load_after:.2f}"]],
     )
     rows, all_errors = [], []
+    speed = second / estimate if estimate else 1.0  # round two against round one: the load the ETA cannot see
     for number, kind in ((1, "profiled pass"), (2, "unprofiled check")):
         found = errors(seen, second, number)
+        scaled = errors(seen, second, number, speed)
         all_errors += found
         if found:
             rows.append([kind, str(len(found)), f"{100 * statistics.median(found):+.1f} %",
-                         f"{100 * statistics.median(abs(e) for e in found):.1f} %", f"{100 * max(found, key=abs):+.1f} %"])
-    print(f"selection ETA on each progress line vs the time really left (lines with >= {MIN_LEFT:.0f} s to go)")
-    c.table(["lines about", "lines", "median error", "median |error|", "worst"], rows)
+                         f"{100 * statistics.median(abs(e) for e in found):.1f} %", f"{100 * max(found, key=abs):+.1f} %",
+                         f"{100 * statistics.median(abs(e) for e in scaled):.1f} %"])
+    print(f"selection ETA on each progress line vs the time really left (lines with >= {MIN_LEFT:.0f} s to go); "
+          f"the last column scales every ETA by round two's speed against the start ETA ({speed:.2f}x), "
+          "so it shows how the ETA moves within the round, apart from load that changed between rounds")
+    c.table(["lines about", "lines", "median error", "median |error|", "worst", "median |error| scaled"], rows)
     ok = c.goal(
         "eta_accuracy rerun",
         f"ETA {estimate:.1f} s vs real {second:.1f} s ({100 * error:+.1f} %), {done}/{len(RUNS)} done, "
