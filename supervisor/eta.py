@@ -82,9 +82,10 @@ class Estimator:
     """Median of (unprofiled check seconds / profiled pass seconds) over the plan's checked entries."""
     overhead: float = DEFAULT_OVERHEAD
     """Median ``profiler_overhead_ratio`` (yappi / plain backtest wall) the plan's checks measured."""
-    tail_share: float | None = None
-    """Median share of a profiled pass spent after the window's last iteration (``phases``:
-    LumiBot's analysis and output), which the pass's own pace cannot see coming."""
+    tail_per_day: float | None = None
+    """Median seconds per window day a profiled pass spent after the window's last iteration
+    (``phases``: LumiBot's analysis and output, which grows with the trades, so with the window),
+    which the pass's own pace cannot see coming."""
 
     @classmethod
     def from_plan(cls, plan: Plan) -> Estimator:
@@ -110,11 +111,13 @@ class Estimator:
         fit = fit_line(xs, ys)
         per_day = sum(ys) / sum(xs) if xs else None
         ratios, overheads, tails = [], [], []
-        for result in checked.values():  # every one has a profiled time (that is how it got here)
+        days_of = {run["id"]: _days(run) for run in plan["runs"]}
+        for run_id, result in checked.items():  # every one has a profiled time (that is how it got here)
             profiled = profiled_seconds(result) or 1.0
             analysis = _number((result.get("phases") or {}).get("analysis_and_output"))
-            if analysis is not None:
-                tails.append(analysis / profiled)
+            days = days_of.get(run_id)
+            if analysis is not None and days:
+                tails.append(analysis / days)
             check = check_seconds(result)
             if check is not None and profiled != entry_seconds(result):  # pass 1: its check was split off
                 ratios.append(check / profiled)
@@ -145,9 +148,10 @@ class Estimator:
             return None
         return profiled * self.check_ratio if self.check_ratio is not None else profiled / self.overhead
 
-    def tail(self, seconds: float | None) -> float | None:
-        """Of a pass estimated at ``seconds``, those after its last iteration (None if unknown)."""
-        return None if seconds is None or self.tail_share is None else seconds * self.tail_share
+    def tail(self, run: Run) -> float | None:
+        """Seconds a profiled pass of ``run`` should spend after its last iteration (None if unknown)."""
+        days = _days(run)
+        return None if days is None or self.tail_per_day is None else days * self.tail_per_day
 
     def step(self, run: Run, checked: bool) -> float | None:
         """One pass of ``run``, with its unprofiled check when ``checked`` (pass 1 under a cross-check)."""

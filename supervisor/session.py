@@ -548,8 +548,8 @@ class Session:
         estimate = estimator.entry(run)
         return {"estimate": estimate, "rest_seconds": rest_seconds + (check or 0.0),
                 "rest_unknown": rest_unknown + (check is None), "began": time.monotonic(),
-                "pass_name": pass_name(cold, number, count), "tail": estimator.tail(estimate), "check": check,
-                "overhead": estimator.overhead, "tail_share": estimator.tail_share}
+                "pass_name": pass_name(cold, number, count), "tail": estimator.tail(run), "check": check,
+                "overhead": estimator.overhead}
 
     def _watch_check(self, main: Pass) -> None:
         """The unprofiled check is next: estimate it from the profiled pass just measured (its
@@ -557,7 +557,7 @@ class Session:
         watching = self._watching
         planned = watching["check"]
         estimate = check_after(main.outcome.answer or {}, main.outcome.seconds, watching["overhead"]) or planned
-        tail = estimate * watching["tail_share"] if estimate is not None and watching["tail_share"] is not None else None
+        tail = watching["tail"] / watching["overhead"] if watching["tail"] is not None else None  # LumiBot's analysis, unprofiled
         self._watching = {**watching, "estimate": estimate, "pass_name": CHECK_PASS, "began": time.monotonic(), "tail": tail,
                           "rest_seconds": max(watching["rest_seconds"] - (planned or 0.0), 0.0),
                           "rest_unknown": watching["rest_unknown"] - (planned is None)}

@@ -138,7 +138,7 @@ def test_the_unprofiled_check_is_estimated_apart_and_counted_in_the_selection() 
                "sampled_pass": {"worker_process_seconds": 9.0, "compare_seconds": 1.0}}
     estimator = Estimator.from_plan(plan_with([week, other], {"wk": checked}, []))
     assert estimator.entry(other) == 20.0 and estimator.check_ratio == 0.5 and estimator.overhead == 2.5
-    assert estimator.check(other) == 10.0 and estimator.tail(20.0) == 5.0
+    assert estimator.check(other) == 10.0 and estimator.tail(other) == 5.0  # wk's 5.0 s over 5 days, for 5 days
     assert estimator.total([(other, True), (other, False), other]) == (70.0, 0)  # pass 1 with its check, repeats without
     # With repeats, the combined result is the median pass's: its entry_seconds holds no check unless it is pass 1.
     later = {**checked, "repeats": {"median_pass": 2}}
