@@ -34,10 +34,19 @@ LOCAL_DATABENTO: dict[str, Any] = {"kind": "databento", "mode": "local", "datase
 
 # -- command line --------------------------------------------------------------------------
 def parser(description: str | None) -> argparse.ArgumentParser:
-    """Every script takes ``--quick`` (fewer repetitions) so ``run_all --quick`` can pass it on."""
+    """Every script takes ``--quick`` (fewer repetitions) and ``--smoke`` so ``run_all`` can pass them on."""
     p = argparse.ArgumentParser(description=(description or "").strip().splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer repetitions (noisier, faster)")
+    p.add_argument("--smoke", action="store_true",
+                   help="build the plans and worker specs a run would, then stop before timing anything (make test)")
     return p
+
+
+def smoke_stop(args: argparse.Namespace, built: str) -> bool:
+    """Under ``--smoke``: say what was built and tell the caller to stop (tests/test_bench.py)."""
+    if args.smoke:
+        print(f"SMOKE ok: {built}", flush=True)
+    return bool(args.smoke)
 
 
 # -- statistics and printing -----------------------------------------------------------------
@@ -146,19 +155,15 @@ def make_plan(folder: Path, runs: list[dict[str, Any]], meta: dict[str, Any] | N
 
 # -- worker runs ------------------------------------------------------------------------------
 def specs_for(plan_path: Path, profile: bool = True) -> list[Any]:
-    """The RunSpecs the supervisor would send for each run of the plan (built by Session._spec).
+    """The RunSpecs the supervisor would send for pass 1 of each run of the plan.
 
-    Built by the supervisor's own code so a direct worker run gets exactly what a supervised
-    one would, down to the search path and cache folder.
+    Built by the supervisor's own public :func:`supervisor.specs.first_pass_specs`, so a direct
+    worker run gets exactly what a supervised one would, down to the search path and cache folder.
     """
     from supervisor.plan import PlanStore
-    from supervisor.session import Options, Session
+    from supervisor.specs import first_pass_specs
 
-    store = PlanStore(plan_path)
-    session = Session(store, Options(), echo=lambda _line: None)
-    plan = store.read()
-    settings = session._settings(plan)
-    return [session._spec(plan, run, settings, session._cache_folder(plan, run), profile, run["id"]) for run in plan["runs"]]
+    return first_pass_specs(PlanStore(plan_path), profile=profile)
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:

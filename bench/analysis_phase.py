@@ -21,10 +21,12 @@ OFF = {"show_plot": False, "show_indicators": False, "show_tearsheet": False, "s
 PARAMS = {"sleeptime": "30M"}
 
 
-def run_once(folder: c.Path, window: tuple[str, str], options: dict[str, bool]) -> dict[str, float]:
+def run_once(folder: c.Path, window: tuple[str, str], options: dict[str, bool], smoke: bool = False) -> dict[str, float]:
     plan = c.make_plan(folder, [c.short_run("ap", *window, label="month")],
                        meta={"strategy_parameters": PARAMS, "backtest_options": options})
     spec = c.specs_for(plan, profile=True)[0]
+    if smoke:
+        return {}
     answer = c.run_worker_direct(spec, c.child_env()).answer
     if not answer.get("ok"):
         raise RuntimeError(f"worker failed: {answer.get('error')}")
@@ -44,6 +46,10 @@ def main() -> int:
     series = {name: {k: c.Series(f"{name}: {k}") for k in ("analysis", "backtest_analysis", "wall")}
               for name in ("user's run", "switched off")}
     with c.temp_dir("analysis") as tmp:
+        if c.smoke_stop(args, "the spec of a month with LumiBot's analysis on and off"):
+            run_once(tmp / "user", window, {}, smoke=True)
+            run_once(tmp / "off", window, OFF, smoke=True)
+            return 0
         for i in range(pairs):
             for name, options in c.rotate([("user's run", {}), ("switched off", OFF)], i):
                 measured = run_once(tmp / f"{name[:4]}{i}", window, options)

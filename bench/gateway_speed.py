@@ -33,6 +33,9 @@ def main() -> int:
 
     from gateway.control import make_token, read_usage, start_gateway
 
+    if c.smoke_stop(args, f"imports of databento {db.__version__} and the gateway control"):
+        return 0
+
     with c.temp_dir("gateway") as tmp:
         t0 = time.perf_counter()
         handle = start_gateway(tmp / "gateway", seed=20251101)

@@ -211,6 +211,10 @@ def main() -> int:
     verdicts: list[tuple[int, str, c.Series]] = []
     fields = 0
     with c.temp_dir("plan") as tmp:
+        if args.smoke:
+            *_, both, _floor, size, _fields = measure(tmp / "smoke", SIZES[0], "late", 2)
+            c.smoke_stop(args, f"claim+finish on an {SIZES[0]}-run plan ({size / 1e3:.0f} kB): {both.median:.2f} ms")
+            return 0
         for n in SIZES:
             for state in ("fresh", "late"):
                 cl, fi, both, floor, size, fields = measure(tmp / f"{n}-{state}", n, state, reps[n])

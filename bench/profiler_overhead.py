@@ -35,11 +35,14 @@ def rows_in(path: str | None) -> int | None:
         return sum(1 for _ in fh) - 1
 
 
-def measure(label: str, folder: Path, data_source: dict[str, Any], pairs: int, extra_env: dict[str, str]) -> bool:
+def measure(label: str, folder: Path, data_source: dict[str, Any], pairs: int, extra_env: dict[str, str]) -> bool | None:
+    """Run the four variants ``pairs`` times; None under ``--smoke`` (pairs == 0): specs built, nothing run."""
     plan = c.make_plan(folder, [c.short_run("ovh", *WINDOW)], meta={"strategy_parameters": PARAMS, "data_source": data_source})
     plain_spec = c.specs_for(plan, profile=False)[0]
     prof_spec = c.specs_for(plan, profile=True)[0]
     env = c.child_env(extra_env)
+    if not pairs:
+        return None
     a, b, cc, d = (c.Series(n) for n in ("a worker plain", "b worker yappi", "c lumibot yappi", "d ours run+save"))
     d_save = c.Series("d save only")
     coverage: dict[str, int | None] = {}
@@ -103,14 +106,19 @@ def main() -> int:
     )
     ok = True
     with c.temp_dir("overhead") as tmp:
-        ok &= measure("pandas_synthetic", tmp / "synthetic", c.SYNTHETIC, pairs, {})
+        if c.smoke_stop(args, "profiled and plain specs of the pandas_synthetic and local DataBento cases"):
+            measure("pandas_synthetic", tmp / "synthetic", c.SYNTHETIC, 0, {})
+            measure("databento_local_cold", tmp / "databento", c.LOCAL_DATABENTO, 0, {})
+            import gateway.control  # noqa: F401 - the import the real run needs
+            return 0
+        ok &= bool(measure("pandas_synthetic", tmp / "synthetic", c.SYNTHETIC, pairs, {}))
         if not args.no_databento:
             from gateway.control import make_token, start_gateway
 
             handle = start_gateway(tmp / "gateway", seed=20251101)
             try:
                 env = handle.worker_env(make_token("bench-overhead"))
-                ok &= measure("databento_local_cold", tmp / "databento", c.LOCAL_DATABENTO, max(2, pairs - 1), env)
+                ok &= bool(measure("databento_local_cold", tmp / "databento", c.LOCAL_DATABENTO, max(2, pairs - 1), env))
             finally:
                 with contextlib.suppress(Exception):
                     handle.stop()

@@ -49,6 +49,8 @@ def main() -> int:
         on = c.specs_for(plan, profile=True)[0]
         off = dataclasses.replace(on, progress=False)
         env = c.child_env()
+        if c.smoke_stop(args, "the profiled month spec with progress on and off"):
+            return 0
         with_p, without_p, share = c.Series("with progress"), c.Series("without progress"), c.Series("progress share")
 
         def run_on() -> None:

@@ -50,6 +50,8 @@ def main() -> int:
     pairs = args.pairs or (2 if args.quick else 3)
     k = len(WINDOWS)
     c.header("ray_overhead", f"K={k} one-day windows, pandas_synthetic, sleeptime 60M; one-node cluster, 1 slot; {pairs} pairs")
+    if c.smoke_stop(args, f"{(c.ROOT / 'tests' / 'raycluster.py').name} found: {(c.ROOT / 'tests' / 'raycluster.py').exists()}"):
+        return 0 if (c.ROOT / "tests" / "raycluster.py").exists() else 1
     temp = Path(tempfile.mkdtemp(prefix="lp-bench-ray-", dir="/tmp"))  # Ray's socket paths must stay short
     env = {**os.environ, "RAY_TMPDIR": str(temp), "LUMIPROF_NODE_DIR": str(temp / "nodes"), "RAY_USAGE_STATS_ENABLED": "0"}
     cluster = subprocess.Popen([c.PY, str(c.ROOT / "tests" / "raycluster.py"), "1"], env=env, cwd=temp,

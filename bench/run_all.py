@@ -32,7 +32,7 @@ SCRIPTS = (
 def arguments(name: str, args: argparse.Namespace) -> list[str]:
     """Per-script arguments. whole_plan is the long one: it reads a finished plan when given one,
     and under --quick runs only the four week windows (single mode) instead of the whole plan."""
-    extra = ["--quick"] if args.quick else []
+    extra = [*(["--quick"] if args.quick else []), *(["--smoke"] if args.smoke else [])]
     if name == "whole_plan":
         if args.from_results:
             return [*extra, "--from-results", str(args.from_results)]
@@ -44,6 +44,7 @@ def arguments(name: str, args: argparse.Namespace) -> list[str]:
 def main() -> int:
     p = argparse.ArgumentParser(description="Run the lumiprof benchmarks.")
     p.add_argument("--quick", action="store_true", help="fewer repetitions; whole_plan runs the week windows only")
+    p.add_argument("--smoke", action="store_true", help="only build each benchmark's plans and specs (what make test runs)")
     p.add_argument("--only", metavar="NAME", choices=SCRIPTS, help="run one benchmark")
     p.add_argument("--from-results", type=Path, metavar="PLAN", help="whole_plan reads this finished plan (read only)")
     args = p.parse_args()

@@ -71,6 +71,8 @@ def main() -> int:
         plan = c.make_plan(tmp, [c.short_run("smp", *WINDOW)], meta={"strategy_parameters": PARAMS})
         spec = c.specs_for(plan, profile=False)[0]
         env = c.child_env()
+        if c.smoke_stop(args, f"the plain spec, py-spy at {py_spy_path()}"):
+            return 0
         plain = c.Series("a plain")
         sampled = {r: c.Series(f"s py-spy {r} Hz") for r in rates}
         samples = {r: c.Series(f"samples {r} Hz") for r in rates}

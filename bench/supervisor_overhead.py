@@ -8,7 +8,7 @@ instant (< 0.3 s) and must not drag in LumiBot, pandas or polars.
 
 Per repetition, rotated:
   a  ``python -m supervisor --plan TEMP`` over K short windows (wall of the whole process)
-  b  the same K RunSpecs (built by Session._spec) sent to ``python -m worker`` one after another
+  b  the same K RunSpecs (built by supervisor.specs, as the supervisor builds them) sent to ``python -m worker`` one after another
   c  K bare backtests, one fresh process each (bench/_bare_backtest.py plain: no yappi, no worker)
 (a-b)/K is the supervisor's cost per run, (b-c)/K the worker's (yappi + profile files + start-up).
 """
@@ -49,12 +49,15 @@ def supervisor_once(folder: Path, k: int) -> float:
     return seconds
 
 
-def workers_once(folder: Path, k: int, mode: str) -> float:
-    """K fresh processes in a row, ``worker`` or bare ``plain``; total wall from the first spawn."""
+def workers_once(folder: Path, k: int, mode: str, smoke: bool = False) -> float:
+    """K fresh processes in a row, ``worker`` or bare ``plain``; total wall from the first spawn
+    (under ``--smoke`` only the K specs are built)."""
     runs = [c.short_run(f"w{i}", *K_WINDOWS[i % len(K_WINDOWS)]) for i in range(k)]
     plan = c.make_plan(folder, runs, meta={"strategy_parameters": PARAMS})
     specs = c.specs_for(plan, profile=True)
     env = c.child_env()
+    if smoke:
+        return 0.0
     t0 = time.perf_counter()
     for spec in specs:
         if mode == "worker":
@@ -106,6 +109,9 @@ def main() -> int:
     a, b, cc = c.Series("a supervisor (K runs)"), c.Series("b K direct workers"), c.Series("c K bare backtests")
     ok = True
     with c.temp_dir("supervisor") as tmp:
+        if c.smoke_stop(args, f"{k} worker specs"):
+            workers_once(tmp / "smoke", k, "worker", smoke=True)
+            return 0
         for i in range(pairs):
             jobs = [
                 lambda i=i: a.add(supervisor_once(tmp / f"a{i}", k)),

@@ -205,6 +205,13 @@ def main() -> int:
     extra = [*(["--only", args.only] if args.only else []), *(["--mode", args.mode] if args.mode else [])]
     c.header("whole_plan", f"running a copy of {c.REPO_PLAN.name} with python -m supervisor {' '.join(extra)}")
     with c.temp_dir("whole") as tmp:
+        if args.smoke:
+            from supervisor.plan import PlanStore, encode, pristine
+
+            copy = tmp / "profiling_plan.json"
+            copy.write_bytes(encode(pristine(orjson.loads(c.REPO_PLAN.read_bytes()))))
+            c.smoke_stop(args, f"a valid new-round copy of the repo plan, {len(PlanStore(copy).read()['runs'])} entries")
+            return 0
         plan_path, seconds = run_plan(tmp, extra)
         plan = orjson.loads(plan_path.read_bytes())
         return 0 if analyse(plan, seconds) else 1

@@ -32,8 +32,8 @@ SCOPE_FILE = "worker/backtest.py"
 SCOPE_NAME = "run"
 _THREAD_START = frozenset({"Thread._bootstrap", "Thread._bootstrap_inner"})
 OUTSIDE_THREADS = ("common/lifetime.py",)
-"""Files whose threads the worker starts before the backtest (its watch on the supervisor):
-yappi never sees them, so their samples are left out."""
+"""Files whose threads the worker starts before the backtest (its watch on the supervisor): the
+profiler's own, left out of yappi's files (:func:`common.lifetime.is_own_thread`) and so of the samples too."""
 
 NOISE_FLOOR_PP = 2.0
 """A share difference under 2 percentage points is never a disagreement: a single py-spy run

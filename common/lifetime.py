@@ -15,6 +15,15 @@ import time
 
 _PR_SET_PDEATHSIG = 1
 
+OWN_THREAD_PREFIX = "lumiprof-"
+"""Every thread this project starts inside a process it measures is named ``lumiprof-...``, so
+the profile can leave it out: it is the profiler's, not the user's or LumiBot's."""
+
+
+def is_own_thread(name: str | None) -> bool:
+    """Whether a thread (by its ``threading`` name) belongs to the profiler rather than the user."""
+    return bool(name) and str(name).startswith(OWN_THREAD_PREFIX)
+
 
 def tie_to_parent(expected_parent: int) -> None:
     """Make sure this process ends when the supervisor that started it dies.
@@ -41,4 +50,4 @@ def tie_to_parent(expected_parent: int) -> None:
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
 
-    threading.Thread(target=watch, name="lumiprof-parent-watch", daemon=True).start()
+    threading.Thread(target=watch, name=f"{OWN_THREAD_PREFIX}parent-watch", daemon=True).start()

@@ -238,7 +238,11 @@ def start_gateway(state_dir: Path, seed: int, timeout: float = 30.0) -> GatewayH
     (and leaves no process behind) if any step fails.
     """
     state_dir = Path(state_dir).resolve()
-    state_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        (state_dir / "gateway.log").touch()
+    except OSError as exc:  # a file where the folder should be, no permission, full disk: one line, no traceback
+        raise GatewayError(f"cannot use the gateway folder {state_dir}: {exc.strerror or exc}") from None
     running = attach(state_dir)
     if running is not None:
         raise GatewayError(

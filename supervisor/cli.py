@@ -11,6 +11,7 @@ supervisor, 130 interrupted. Bad input is always one line on stderr and an untou
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -143,6 +144,12 @@ def _print(text: str) -> None:
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail too
 
 
+def _warn(text: str) -> None:
+    """Errors and warnings: stderr, one line each (progress and results stay on stdout)."""
+    with contextlib.suppress(OSError):  # a closed stderr must not stop the queue either
+        print(text, file=sys.stderr, flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     prog = program_name()
@@ -198,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
             address=args.address,
             slots=args.slots,
         )
-        return Session(store, options, echo=_print).run()
+        return Session(store, options, echo=_print, warn=_warn).run()
     except PlanError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -2,13 +2,17 @@
 
 Three sources, best first: the same entry's time in an earlier round (``history``, kept by
 ``reset``), a straight line of entry seconds against trading days through every entry the
-plan has timed, and the running entry's own pace (see :func:`run_left`). Estimates are whole
-entries, claim to result (``entry_seconds``), so start-up, preload passes and saving the
-profile are in them.
+plan has timed, and the running pass's own pace (see :func:`run_left`). Estimates are per
+profiled pass, claim to result (``entry_seconds``), so start-up, preload passes and saving the
+profile are in them. The cross-check's unprofiled pass runs once per entry and at another
+speed, so it is estimated apart: from the ratio the plan's earlier checks measured
+(:meth:`Estimator.check`) and, once the profiled pass is done, from that pass itself
+(:func:`check_after`).
 """
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +23,11 @@ from supervisor.plan import Plan, Run, run_dates
 
 MIN_FRACTION = 0.05
 """Below 5 % of the window the running entry's own pace is too young to extrapolate from."""
+
+
+DEFAULT_OVERHEAD = 2.0
+"""yappi's wall-clock slowdown of a backtest when the plan has measured none yet: 2.09x on
+pandas data, 2.02x on local DataBento (``bench/profiler_overhead.py``, README Performance)."""
 
 
 def entry_seconds(result: Any) -> float | None:
@@ -32,6 +41,29 @@ def entry_seconds(result: Any) -> float | None:
     return None
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
+
+
+def check_seconds(result: Any) -> float | None:
+    """Seconds of the cross-check's unprofiled pass in a result (its worker plus the comparison)."""
+    sampled = result.get("sampled_pass") if isinstance(result, dict) else None
+    if not isinstance(sampled, dict):
+        return None
+    worker = _number(sampled.get("worker_process_seconds"))
+    return None if worker is None else worker + (_number(sampled.get("compare_seconds")) or 0.0)
+
+
+def profiled_seconds(result: Any) -> float | None:
+    """Seconds of the profiled pass alone: pass 1's ``entry_seconds`` also holds the cross-check."""
+    seconds = entry_seconds(result)
+    check = check_seconds(result)
+    median_pass = ((result.get("repeats") or {}).get("median_pass", 1)) if isinstance(result, dict) else 1
+    if seconds is None or check is None or median_pass != 1 or check >= seconds:
+        return seconds
+    return seconds - check
+
+
 def _days(run: Run) -> int | None:
     try:
         return window_days(*run_dates(run))
@@ -41,22 +73,36 @@ def _days(run: Run) -> int | None:
 
 @dataclass
 class Estimator:
-    """Per-entry estimates from one reading of the plan."""
+    """Per-pass estimates from one reading of the plan."""
 
     previous: dict[str, float] = field(default_factory=dict)
     fit: LineFit | None = None
     per_day: float | None = None
+    check_ratio: float | None = None
+    """Median of (unprofiled check seconds / profiled pass seconds) over the plan's checked entries."""
+    overhead: float = DEFAULT_OVERHEAD
+    """Median ``profiler_overhead_ratio`` (yappi / plain backtest wall) the plan's checks measured."""
+    tail_per_day: float | None = None
+    """Median seconds per window day a profiled pass spent after the window's last iteration
+    (``phases``: LumiBot's analysis and output, which grows with the trades, so with the window),
+    which the pass's own pace cannot see coming."""
 
     @classmethod
     def from_plan(cls, plan: Plan) -> Estimator:
         previous: dict[str, float] = {}
+        older: dict[str, Any] = {}
         for archived in plan.get("history") or []:
-            seconds = entry_seconds(archived.get("result")) if isinstance(archived, dict) else None
+            seconds = profiled_seconds(archived.get("result")) if isinstance(archived, dict) else None
             if seconds is not None:
                 previous[str(archived.get("id"))] = seconds  # later entries are newer rounds
+                older[str(archived.get("id"))] = archived.get("result")
         points: dict[str, tuple[float, float]] = {}
+        checked: dict[str, Any] = dict(older)
         for run in plan["runs"]:
-            seconds = entry_seconds(plan["results"].get(run["id"])) if run["status"] == "done" else None
+            result = plan["results"].get(run["id"]) if run["status"] == "done" else None
+            seconds = profiled_seconds(result)
+            if seconds is not None:
+                checked[run["id"]] = result
             seconds = seconds if seconds is not None else previous.get(run["id"])
             days = _days(run)
             if seconds is not None and days:
@@ -64,10 +110,27 @@ class Estimator:
         xs, ys = [p[0] for p in points.values()], [p[1] for p in points.values()]
         fit = fit_line(xs, ys)
         per_day = sum(ys) / sum(xs) if xs else None
-        return cls(previous, fit if fit is not None and fit.slope > 0 else None, per_day)
+        ratios, overheads, tails = [], [], []
+        days_of = {run["id"]: _days(run) for run in plan["runs"]}
+        for run_id, result in checked.items():  # every one has a profiled time (that is how it got here)
+            profiled = profiled_seconds(result) or 1.0
+            analysis = _number((result.get("phases") or {}).get("analysis_and_output"))
+            days = days_of.get(run_id)
+            if analysis is not None and days:
+                tails.append(analysis / days)
+            check = check_seconds(result)
+            if check is not None and profiled != entry_seconds(result):  # pass 1: its check was split off
+                ratios.append(check / profiled)
+            overhead = _number(result.get("profiler_overhead_ratio"))
+            if overhead is not None:
+                overheads.append(overhead)
+        return cls(previous, fit if fit is not None and fit.slope > 0 else None, per_day,
+                   statistics.median(ratios) if ratios else None,
+                   statistics.median(overheads) if overheads else DEFAULT_OVERHEAD,
+                   statistics.median(tails) if tails else None)
 
     def entry(self, run: Run) -> float | None:
-        """Seconds this entry should take, or None when nothing is known yet."""
+        """Seconds one profiled pass of this entry should take, or None when nothing is known yet."""
         if run["id"] in self.previous:
             return self.previous[run["id"]]
         days = _days(run)
@@ -77,11 +140,34 @@ class Estimator:
             return max(self.fit.at(days), 0.0)
         return self.per_day * days if self.per_day is not None else None
 
-    def total(self, runs: Iterable[Run]) -> tuple[float, int]:
-        """Summed estimate of ``runs`` and how many of them have no estimate at all."""
+    def check(self, run: Run) -> float | None:
+        """Seconds the entry's unprofiled check should take: the measured check/profiled ratio
+        times the profiled estimate, else the profiled estimate over yappi's overhead."""
+        profiled = self.entry(run)
+        if profiled is None:
+            return None
+        return profiled * self.check_ratio if self.check_ratio is not None else profiled / self.overhead
+
+    def tail(self, run: Run) -> float | None:
+        """Seconds a profiled pass of ``run`` should spend after its last iteration (None if unknown)."""
+        days = _days(run)
+        return None if days is None or self.tail_per_day is None else days * self.tail_per_day
+
+    def step(self, run: Run, checked: bool) -> float | None:
+        """One pass of ``run``, with its unprofiled check when ``checked`` (pass 1 under a cross-check)."""
+        profiled = self.entry(run)
+        if profiled is None or not checked:
+            return profiled
+        check = self.check(run)
+        return None if check is None else profiled + check
+
+    def total(self, runs: Iterable[Run | tuple[Run, bool]]) -> tuple[float, int]:
+        """Summed estimate of passes (a run, or a run and whether its check runs after it) and how
+        many of them have no estimate at all."""
         seconds, unknown = 0.0, 0
-        for run in runs:
-            guess = self.entry(run)
+        for item in runs:
+            run, checked = item if isinstance(item, tuple) else (item, False)
+            guess = self.step(run, checked)
             if guess is None:
                 unknown += 1
             else:
@@ -89,14 +175,30 @@ class Estimator:
         return seconds, unknown
 
 
-def run_left(progress: Progress | None, fraction: float | None, estimate: float | None, elapsed: float) -> float | None:
-    """Seconds the running entry still needs.
+def check_after(answer: dict[str, Any], worker_seconds: float, overhead: float) -> float | None:
+    """The unprofiled check of a profiled pass that just finished: the same worker without yappi,
+    i.e. its time outside the backtest as measured plus its backtest divided by yappi's overhead."""
+    wall = _number(answer.get("wall_seconds_total"))
+    if wall is None or worker_seconds <= 0:
+        return None
+    return max(worker_seconds - wall, 0.0) + wall / overhead
+
+
+def run_left(
+    progress: Progress | None, fraction: float | None, estimate: float | None, elapsed: float,
+    tail: float | None = None, now: float | None = None,
+) -> float | None:
+    """Seconds the running pass still needs.
 
     Its own pace once it has covered enough of its window (backtest seconds so far scaled to
-    the rest of the window), else the estimate minus the time already spent.
+    the rest of the window), plus ``tail``, the seconds expected after the last iteration
+    (LumiBot's analysis, saving the profile), less the time since the snapshot when ``now``
+    (Unix time) is given: the worker writes no snapshot after its last iteration. Before
+    that, the estimate minus the time already spent.
     """
     if progress is not None and fraction is not None and fraction >= MIN_FRACTION and progress.elapsed_seconds > 0:
-        return progress.elapsed_seconds * (1.0 - fraction) / fraction
+        since = max(now - progress.written, 0.0) if now is not None else 0.0
+        return max(progress.elapsed_seconds * (1.0 - fraction) / fraction + (tail or 0.0) - since, 0.0)
     if estimate is not None:
         return max(estimate - elapsed, 0.0)
     return None

@@ -7,6 +7,7 @@ supervisors: a supervisor attaches to this gateway instead of starting its own.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from pathlib import Path
 
@@ -22,7 +23,7 @@ def serve_foreground(store: PlanStore) -> int:
     try:
         handle = start_gateway(Path(state_dir), int(plan["meta"]["random_seed_for_selection"]))
     except GatewayError as exc:
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         return 1
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -32,13 +32,18 @@ class Watched:
     end: str
     work_dir: Path
     estimate: float | None
-    """Seconds the whole entry should take (:class:`supervisor.eta.Estimator`), None if unknown."""
+    """Seconds this pass should take (:class:`supervisor.eta.Estimator`), None if unknown."""
     rest_seconds: float
-    """Estimated seconds of the selection's other pending entries."""
+    """Estimated seconds of every pass still to run after this one: the entry's own unprofiled
+    check and repeats, then the selection's other pending entries."""
     rest_unknown: int
     """How many of those have no estimate at all (the selection ETA is then a lower bound)."""
     began: float
-    """``time.monotonic()`` when the entry was claimed."""
+    """``time.monotonic()`` when this pass began (elapsed and the next plain line count from it)."""
+    pass_name: str = ""
+    """Which pass of the entry runs (:func:`pass_name`): a second pass starts again from 0 %."""
+    tail: float | None = None
+    """Seconds this pass should spend after its window's last iteration (:meth:`Estimator.tail`)."""
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,8 @@ class View:
         progress = read_progress(watched.work_dir)
         fraction = progress.fraction(watched.start, watched.end) if progress else None
         elapsed = time.monotonic() - watched.began
-        return cls(watched, progress, fraction, elapsed, run_left(progress, fraction, watched.estimate, elapsed))
+        left = run_left(progress, fraction, watched.estimate, elapsed, watched.tail, time.time())
+        return cls(watched, progress, fraction, elapsed, left)
 
     @property
     def selection_left(self) -> str:
@@ -75,10 +81,27 @@ class View:
         return f"{p.phase} at {p.simulated[:16].replace('T', ' ')} ({self.fraction:.0%} of window), {p.iterations:,} iterations"
 
     def line(self) -> str:
+        named = f"{self.watched.pass_name}: " if self.watched.pass_name else ""
         return (
-            f"  {self.watched.run_id:<24} {self.where()}; {duration(self.elapsed)} elapsed, "
+            f"  {self.watched.run_id:<24} {named}{self.where()}; {duration(self.elapsed)} elapsed, "
             f"~{duration(self.left)} left; selection ~{self.selection_left} left"
         )
+
+
+CHECK_PASS = "unprofiled check"
+"""The cross-check's second run of the window, without yappi, under py-spy."""
+FIRST_PASS = {"preload": "preload (unprofiled)", "two_pass": "cache-warming pass"}
+"""The pass before the profiled one in Phase 1's ``preload`` and ``two_pass`` modes."""
+
+
+def pass_name(phase0_cold: bool | None, number: int, count: int) -> str:
+    """``profiled``, ``profiled, repeat 2 of 3``, ``cold-cache probe 1 of 3``, ``warm-cache probe 2 of 3``.
+
+    ``phase0_cold`` is None for a Phase 1 entry, else whether it is Phase 0's cold probe.
+    """
+    if phase0_cold is not None:
+        return f"{'cold' if phase0_cold else 'warm'}-cache probe {number} of {count}"
+    return "profiled" if count == 1 else f"profiled, repeat {number} of {count}"
 
 
 class Display(Protocol):
@@ -145,7 +168,7 @@ class LiveDisplay:
             redirect_stdout=False,
             redirect_stderr=False,
         )
-        self._task = self._bar.add_task(f"{watched.run_id:<24}", total=1.0, detail="starting")
+        self._task = self._bar.add_task(f"{watched.run_id:<24} {watched.pass_name}", total=1.0, detail="starting")
         self._bar.start()
 
     def update(self, view: View) -> None:

@@ -7,7 +7,7 @@ cache folder, so nothing warm leaks from one window into the next.
 
 from __future__ import annotations
 
-import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -15,17 +15,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.sourcetree import PACKAGES_ROOT, checkout
-from supervisor import claims, crosscheck, sidecar
+from common.sourcetree import checkout
+from supervisor import claims, crosscheck, sidecar, specs
 from supervisor.claims import BLOCKED, Claim, Owner
-from supervisor.eta import Estimator
+from supervisor.eta import Estimator, check_after
 from supervisor.executors import Executor, Job, Ran, cache_node, open_executor, plan_key
 from supervisor.gitinfo import git_revision
 from supervisor.lanes import run_lanes
 from supervisor.owned import fresh_dir, remove_owned
 from supervisor.phase0 import phase1_mode, summarize
 from supervisor.plan import PHASE0_LABELS, Plan, PlanError, PlanStore, PlanWriteError, Run, phase_of
-from supervisor.progress import LiveDisplay, Monitor, PlainDisplay, Watched, choose_display
+from supervisor.progress import (
+    CHECK_PASS,
+    FIRST_PASS,
+    LiveDisplay,
+    Monitor,
+    PlainDisplay,
+    Watched,
+    choose_display,
+    pass_name,
+)
 from supervisor.provider import ProviderError, Usage
 from supervisor.repeats import INTERLEAVE, combine, pass_stem, repeats_for
 from supervisor.results import build_result, error_result, relative_files
@@ -110,10 +119,16 @@ class Pass:
 class Session:
     """Runs the selected entries of one plan file; ``run`` returns the process exit code."""
 
-    def __init__(self, store: PlanStore, options: Options, echo: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, store: PlanStore, options: Options, echo: Callable[[str], None] | None = None,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         self.store = store
         self.options = options
         self.echo = echo or (lambda line: print(line, flush=True))
+        """Progress and results: stdout."""
+        self.warn = warn or (lambda line: print(line, file=sys.stderr, flush=True))
+        """Errors and warnings: stderr, so ``2>err.log`` catches them and a pipe of stdout stays clean."""
         self.owner = Owner()
         self.executor: Executor | None = None
         self.stop = StopRequest()
@@ -136,17 +151,10 @@ class Session:
 
     # -- set-up ---------------------------------------------------------------------------
     def _settings(self, plan: Plan) -> dict[str, Any]:
-        settings = dict(plan["meta"]["data_source"])
-        if self.options.data_mode:
-            settings["mode"] = self.options.data_mode
-        return settings
+        return specs.data_settings(plan, self.options.data_mode)
 
     def _output_dir(self, plan: Plan) -> Path:
-        return self.store.resolve(plan["meta"]["output_dir"])
-
-    def _cache_root(self, plan: Plan) -> Path:
-        cache = plan["meta"].get("cache") or {}
-        return self.store.resolve(cache.get("folder", Path(plan["meta"]["output_dir"]) / "cache"))
+        return specs.output_dir(self.store, plan)
 
     def _pending_in_selection(self, plan: Plan) -> bool:
         return any(r["status"] == "pending" for r in claims.select(plan, self.options.selector))
@@ -160,8 +168,11 @@ class Session:
         )
 
     def _merge_sidecars(self) -> None:
-        for line in sidecar.merge(self.store, self.output_dir, self.owner):
+        merged, problems = sidecar.merge(self.store, self.output_dir, self.owner)
+        for line in merged:
             self.echo(f"merged     {line}")
+        for line in problems:
+            self.warn(f"warning: {line}")
 
     # -- the loop -------------------------------------------------------------------------
     def run(self) -> int:
@@ -198,10 +209,10 @@ class Session:
         except KeyboardInterrupt:
             pass  # a worker was interrupted; its entry was given back (or the console said why not)
         except PlanWriteError as exc:
-            self.echo(f"error: {exc}; stopping (finished results are kept in sidecars and merged at the next start)")
+            self.warn(f"error: {exc}; stopping (finished results are kept in sidecars and merged at the next start)")
             return 1
         except ProviderError as exc:
-            self.echo(f"error: {exc}")
+            self.warn(f"error: {exc}")
             return 1
         finally:
             if self.executor is not None:
@@ -227,10 +238,13 @@ class Session:
         try:
             released = claims.release(self.store, run_id, self.owner, note)
         except PlanError as exc:
-            self.echo(f"{run_id:<24} still running in the plan: could not give it back ({exc}); "
+            self.warn(f"{run_id:<24} still running in the plan: could not give it back ({exc}); "
                       "the next start recovers it")
             return
-        self.echo(f"{run_id:<24} {'pending (interrupted ' + when + ')' if released else 'not ours any more'}")
+        if released:
+            self.echo(f"{run_id:<24} pending (interrupted {when})")
+        else:
+            self.warn(f"{run_id:<24} not ours any more (another supervisor recovered it)")
 
     def _run_safely(self, group: list[Claim], settings: dict[str, Any]) -> list[str]:
         """Run claimed entries; whatever fails after the claim ends them, none stays ``running``.
@@ -248,12 +262,17 @@ class Session:
         except Exception as exc:
             reason = f"supervisor failed running this entry: {type(exc).__name__}: {exc}".splitlines()[0]
             for run_id in self._still_ours(group):
-                self.echo(f"{run_id:<24} error  {reason}")
+                self.warn(f"{run_id:<24} error  {reason}")
                 self._record(run_id, "error", error_result(claims.find(self.store.read(), run_id), reason))
             return ["error"] * len(group)
 
     def _still_ours(self, group: list[Claim]) -> list[str]:
-        plan = self.store.read()
+        """The held entries this supervisor still owns; all of them while the plan cannot be read
+        (a hand edit): each later write then says for itself that it could not be made."""
+        try:
+            plan = self.store.read()
+        except PlanError:
+            return [c.run["id"] for c in group]
         return [c.run["id"] for c in group if claims.owned_by(claims.find(plan, c.run["id"]), self.owner)]
 
     def _give_back_held(self, group: list[Claim], when: str) -> None:
@@ -263,23 +282,29 @@ class Session:
     def _record(self, run_id: str, status: str, result: dict[str, Any]) -> str:
         """Write the final state; if the plan cannot take it, keep the result in a sidecar.
 
+        A plan that cannot be written (full disk) and one that cannot be read (a hand edit left
+        a typo) are the same to a finished run: its result waits beside the plan and is merged
+        at the next start, so the entry never runs again because of the edit.
         Returns ``recorded``, ``sidecar`` or ``lost`` (another supervisor took the entry over).
         """
         try:
             if claims.finish(self.store, run_id, self.owner, status, result):
                 return "recorded"
-            self.echo(f"{run_id:<24} lost ownership; result not written (another supervisor recovered it)")
+            self.warn(f"{run_id:<24} lost ownership; result not written (another supervisor recovered it)")
             return "lost"
         except PlanError as exc:
             try:
                 path = sidecar.save(self.output_dir, run_id, self.owner, status, result)
             except OSError as side:
-                self.echo(f"{run_id:<24} {status} but NOT recorded: plan ({exc}) and sidecar ({side.strerror or side}) "
+                self.warn(f"{run_id:<24} {status} but NOT recorded: plan ({exc}) and sidecar ({side.strerror or side}) "
                           "both unwritable; the entry stays running and runs again after the next start")
                 raise PlanWriteError(str(exc)) from None
             self.unrecorded += 1
-            self.echo(f"{run_id:<24} {status}, but the plan could not be written ({exc}); result kept in {path}, "
-                      "merged at the next start")
+            if isinstance(exc, PlanWriteError):
+                self.warn(f"{run_id} {status}, but the plan could not be written ({exc}); result kept in {path}, "
+                          "merged at the next start")
+            else:
+                self.warn(f"{run_id} {status}; result kept beside the plan until it parses again ({path.name}; {exc})")
             return "sidecar"
 
     def _open_executor(self, plan: Plan, settings: dict[str, Any]) -> Executor:
@@ -359,8 +384,8 @@ class Session:
                     continue
                 if self.stop.requested:
                     raise KeyboardInterrupt
-                later = [c.run for _, c in order[index + 1 :] if c.run["id"] not in failed]
-                self._watching = self._estimates(plan, claim.run, later)
+                later = [(c.run, n) for n, c in order[index + 1 :] if c.run["id"] not in failed]
+                self._watching = self._estimates(plan, claim.run, number, counts[run_id], later)
                 skip = self._cold_pass_failed(claim, group, passes, number)
                 result = self._one_pass(plan, claim, settings, number, skip)
                 passes[run_id].append(result)
@@ -373,7 +398,7 @@ class Session:
             self._finish_entry(claim, crosscheck.with_cross_check(combine(passes[claim.run["id"]]), passes[claim.run["id"]][0]))
             for claim in group
         ]
-        if any(phase_of(c.run) == "phase0" for c in group):
+        if any(phase_of(c.run) == "phase0" for c in group) and "sidecar" not in statuses:
             summary = summarize(self.store)
             if summary is not None:
                 self.echo(f"phase0 decision: {summary['verdict']} -> {summary['decision']} ({summary['reason']})")
@@ -394,9 +419,10 @@ class Session:
     def _one_pass(self, plan: Plan, claim: Claim, settings: dict[str, Any], number: int, skip: str) -> dict[str, Any]:
         """One pass of an entry (with its preload or warm-up pass in those modes), as a result record."""
         run = claim.run
+        began = self._watching["began"]
         stem = pass_stem(run["id"], number)
-        cache = self._cache_folder(plan, run, number)
-        sampled_cache = self._cache_root(plan) / f"{run['id']}.sampled"
+        cache = specs.cache_folder(self.store, plan, run, number)
+        sampled_cache = specs.cache_root(self.store, plan) / f"{run['id']}.sampled"
         # once per entry, beside the pass with the spec's files; never without a py-spy to sample it
         cross_check = self.cross_check.on and self.py_spy[0] is not None and number == 1
         if run["label"] != PHASE0_LABELS[1]:
@@ -406,8 +432,11 @@ class Session:
         notes: list[str] = []
         first: Pass | None = None
         if mode in ("preload", "two_pass") and not skip:
+            profiled_name = self._watching["pass_name"]
+            self._watching["pass_name"] = FIRST_PASS[mode]
             first = self._pass(plan, run, settings, cache, claim, profile=mode == "two_pass",
                                stem=f"{stem}.{'preload' if mode == 'preload' else 'pass1'}")
+            self._watching["pass_name"] = profiled_name
         if skip:
             main, status = Pass(stem, Outcome(None, None, 0.0, problem=skip), Usage(), "error", [skip], 0), "error"
         elif first is not None and first.status != "done":
@@ -428,7 +457,7 @@ class Session:
             invariants=plan["invariants"],
             # The code measured: this checkout, or (installed from a wheel) the plan's own project.
             git=git_revision(checkout() or self.store.folder, (self.store.path,)),
-            stderr_log=self._stderr_path(self._output_dir(plan), main.stem),
+            stderr_log=specs.stderr_path(self._output_dir(plan), main.stem),
             notes=[*main.notes, *notes],
             extra={**extra, **main.fields(), "status": status},
         )
@@ -442,7 +471,7 @@ class Session:
             fields, more_notes = self._cross_check_pass(plan, run, settings, claim, main, sampled_cache)
             result.update(fields)
             result["notes"] = "; ".join(n for n in [result["notes"], *more_notes] if n)
-        result["entry_seconds"] = round(time.monotonic() - self._watching["began"], 3)  # this pass's, start to result
+        result["entry_seconds"] = round(time.monotonic() - began, 3)  # this pass's (and its check's), start to result
         self._echo_line(stem, result, mode)
         return result
 
@@ -481,9 +510,10 @@ class Session:
         for stale in (paths.collapsed, paths.svg, paths.csv, paths.log):
             stale.unlink(missing_ok=True)
         sampler = crosscheck.Sampler(py_spy, self.cross_check.rate_hz, paths.collapsed, paths.log)
+        self._watch_check(main)
         sampled = self._pass(plan, run, settings, cache, claim, profile=False, stem=f"{run['id']}.sampled", sampler=sampler)
         remove_owned(cache)
-        log = self._stderr_path(self._output_dir(plan), sampled.stem)
+        log = specs.stderr_path(self._output_dir(plan), sampled.stem)
         summary = {**sampled.summary(self.store), "outcome": crosscheck.outcome_of(sampled.outcome.answer or {}),
                    "stderr_log": self.store.relative(log), "py_spy_log": self.store.relative(paths.log),
                    "worker_process_seconds": round(sampled.outcome.seconds, 3)}
@@ -502,17 +532,36 @@ class Session:
         files = {k: self.store.relative(v) if isinstance(v, Path) else v for k, v in fields.items()}
         return {**files, "sampled_pass": {**summary, "compare_seconds": round(time.perf_counter() - t0, 3)}}, notes
 
-    def _estimates(self, plan: Plan, run: Run, later: list[Run]) -> dict[str, Any]:
-        """What the progress display needs before the worker says anything: this pass's estimate
-        and that of everything after it (the held entries' ``later`` passes, then each of the
-        selection's other pending entries once per repeat)."""
+    def _estimates(self, plan: Plan, run: Run, number: int, count: int, later: list[tuple[Run, int]]) -> dict[str, Any]:
+        """What the progress display needs before the worker says anything: this pass's name and
+        estimate, and that of every pass after it (this pass's unprofiled check, the held
+        entries' ``later`` passes, then each of the selection's other pending entries once per
+        repeat, with its check)."""
         estimator = Estimator.from_plan(plan)
-        held = {r["id"] for r in (run, *later)}
+        checked = self.cross_check.on and self.py_spy[0] is not None  # the check runs beside pass 1
+        held = {r["id"] for r in (run, *(r for r, _ in later))}
         pending = [r for r in claims.select(plan, self.options.selector) if r["status"] == "pending" and r["id"] not in held]
-        rest = later + [r for r in pending for _ in range(repeats_for(plan, r, self.options.repeats))]
+        rest = [(r, checked and n == 1) for r, n in later]
+        rest += [(r, checked and n == 1) for r in pending for n in range(1, repeats_for(plan, r, self.options.repeats) + 1)]
         rest_seconds, rest_unknown = estimator.total(rest)
-        return {"estimate": estimator.entry(run), "rest_seconds": rest_seconds, "rest_unknown": rest_unknown,
-                "began": time.monotonic()}
+        check = estimator.check(run) if checked and number == 1 else 0.0
+        cold = run["label"] == PHASE0_LABELS[0] if phase_of(run) == "phase0" else None
+        estimate = estimator.entry(run)
+        return {"estimate": estimate, "rest_seconds": rest_seconds + (check or 0.0),
+                "rest_unknown": rest_unknown + (check is None), "began": time.monotonic(),
+                "pass_name": pass_name(cold, number, count), "tail": estimator.tail(run), "check": check,
+                "overhead": estimator.overhead}
+
+    def _watch_check(self, main: Pass) -> None:
+        """The unprofiled check is next: estimate it from the profiled pass just measured (its
+        worker without yappi's overhead) and take it out of what remains after it."""
+        watching = self._watching
+        planned = watching["check"]
+        estimate = check_after(main.outcome.answer or {}, main.outcome.seconds, watching["overhead"]) or planned
+        tail = watching["tail"] / watching["overhead"] if watching["tail"] is not None else None  # LumiBot's analysis, unprofiled
+        self._watching = {**watching, "estimate": estimate, "pass_name": CHECK_PASS, "began": time.monotonic(), "tail": tail,
+                          "rest_seconds": max(watching["rest_seconds"] - (planned or 0.0), 0.0),
+                          "rest_unknown": watching["rest_unknown"] - (planned is None)}
 
     def _pass(
         self, plan: Plan, run: Run, settings: dict[str, Any], cache: Path, claim: Claim, *, profile: bool, stem: str,
@@ -527,7 +576,7 @@ class Session:
         retries: list[str] = []
         for attempt in range(1, TRANSIENT_RETRIES + 2):
             token = f"{stem}.{self.owner.token}.{claim.attempt}.{attempt}"
-            spec = self._spec(plan, run, settings, cache, profile, stem)
+            spec = specs.run_spec(self.store, plan, run, settings, cache, profile=profile, stem=stem)
             ran = self._spawn(plan, run, spec, token, sampler)
             if (ran.outcome.answer or {}).get("error_kind") == "transient" and attempt <= TRANSIENT_RETRIES:
                 retries.append(f"attempt {attempt}: {ran.outcome.problem}")
@@ -553,39 +602,6 @@ class Session:
         return "done", notes
 
     # -- per-run plumbing -----------------------------------------------------------------
-    def _cache_folder(self, plan: Plan, run: Run, number: int) -> Path:
-        """Pass k of Phase 0's two probes share one folder (that is the point); every other run has its own."""
-        key = pass_stem("phase0", number) if run["label"] in PHASE0_LABELS else run["id"]
-        return self._cache_root(plan) / key
-
-    @staticmethod
-    def _stderr_path(output_dir: Path, run_id: str) -> Path:
-        return output_dir / f"{run_id}.stderr.log"
-
-    def _spec(self, plan: Plan, run: Run, settings: dict[str, Any], cache: Path, profile: bool, stem: str) -> RunSpec:
-        meta = plan["meta"]
-        output_dir = self._output_dir(plan)
-        return RunSpec(
-            id=run["id"],
-            start=run["start"],
-            end=run["end"],
-            label=run["label"],
-            strategy=meta["strategy"],
-            parameters=dict(meta.get("strategy_parameters") or {}),
-            invariants=dict(plan["invariants"]),
-            data_source=settings,
-            output_dir=str(output_dir),
-            work_dir=str(output_dir / "work" / stem),
-            output_stem=stem,
-            cache_folder=str(cache),
-            search_path=[str(self.store.folder), str(PACKAGES_ROOT)],
-            budget=float(meta.get("budget", 100_000)),
-            seed=int(meta["random_seed_for_selection"]),
-            profile=profile,
-            supervisor_pid=os.getpid(),
-            backtest_options=dict(meta.get("backtest_options") or {}),
-        )
-
     def _timeout(self, plan: Plan, run: Run) -> float:
         if self.options.timeout:
             return self.options.timeout
@@ -597,14 +613,19 @@ class Session:
         assert self.executor is not None
 
         def on_spawn(pid: int, create_time: float | None) -> None:
-            claims.record_worker(self.store, run["id"], self.owner, pid, create_time)
+            try:
+                claims.record_worker(self.store, run["id"], self.owner, pid, create_time)
+            except PlanError as exc:  # a hand edit mid-entry: the run goes on, its result waits in a sidecar
+                self.warn(f"warning: {spec.stem}: worker {pid} not recorded in the plan ({exc}); the run goes on")
             if sampler is not None:
                 sampler.attach(pid)
 
-        job = Job(spec, token, self._timeout(plan, run), self.options.grace, self._stderr_path(Path(spec.output_dir), spec.stem),
+        job = Job(spec, token, self._timeout(plan, run), self.options.grace, specs.stderr_path(Path(spec.output_dir), spec.stem),
                   on_spawn, cache_key=Path(spec.cache_folder).name, cache_node=cache_node(plan, run),
                   marker=self.owner.token, interruptible=self.stop.interruptible)
-        watched = Watched(run["id"], run["start"], run["end"], Path(spec.work_dir), **self._watching)
+        w = self._watching
+        watched = Watched(run["id"], run["start"], run["end"], Path(spec.work_dir), w["estimate"], w["rest_seconds"],
+                          w["rest_unknown"], w["began"], w["pass_name"], w["tail"])
         try:
             with self.monitor.watch(watched):
                 ran = self.executor.run(job)

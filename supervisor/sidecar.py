@@ -42,12 +42,14 @@ def _load(path: Path) -> dict[str, Any] | None:
     return doc
 
 
-def merge(store: PlanStore, output_dir: Path, owner: Owner) -> list[str]:
-    """Move every sidecar's result into the plan; one console line per sidecar."""
+def merge(store: PlanStore, output_dir: Path, owner: Owner) -> tuple[list[str], list[str]]:
+    """Move every sidecar's result into the plan; one console line per sidecar: what was merged,
+    and the problems (a file that is not one of this plan's sidecars, left in place)."""
     found = sorted(output_dir.glob(f"*{SUFFIX}")) if output_dir.is_dir() else []
     if not found:
-        return []
+        return [], []
     messages: list[str] = []
+    problems: list[str] = []
     merged: list[Path] = []
     with store.update() as plan:
         runs = {run["id"]: run for run in plan["runs"]}
@@ -55,7 +57,7 @@ def merge(store: PlanStore, output_dir: Path, owner: Owner) -> list[str]:
             doc = _load(path)
             run = runs.get(doc["id"]) if doc else None
             if doc is None or run is None:
-                messages.append(f"{path}: not a result sidecar of this plan; left in place")
+                problems.append(f"{path}: not a result sidecar of this plan; left in place")
                 continue
             record = run.get("owner") or {}
             ours = run["status"] == "running" and record.get("token") == doc["token"]
@@ -76,4 +78,4 @@ def merge(store: PlanStore, output_dir: Path, owner: Owner) -> list[str]:
             merged.append(path)
     for path in merged:
         path.unlink(missing_ok=True)
-    return messages
+    return messages, problems

@@ -24,17 +24,19 @@ C_VS_PYTHON_RUN = "xc-c-vs-python"
 SHORT = {"strategy_parameters": {"sleeptime": "60M"}, "phase1_mode": "single", "cross_check": "sampled"}
 
 
-def run_plan(folder: Path, run_id: str, meta: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+def run_plan(folder: Path, run_id: str, meta: dict[str, Any], *args: str) -> tuple[Path, dict[str, Any]]:
+    """Run a one-window plan; the console's stdout is kept beside it in ``console.txt``."""
     plan = write_plan(folder, [short_run(run_id, "2024-09-03", "2024-09-05")], {**SHORT, **meta})
-    proc = supervise(plan)
+    proc = supervise(plan, *args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    (folder / "console.txt").write_text(proc.stdout)
     return plan, load(plan)["results"][run_id]
 
 
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     """The shipped example strategy over two trading days, cross-checked (the default)."""
-    return run_plan(tmp_path_factory.mktemp("xc-example"), EXAMPLE_RUN, {})
+    return run_plan(tmp_path_factory.mktemp("xc-example"), EXAMPLE_RUN, {}, "--progress-interval", "0.5")
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +88,21 @@ def test_a_real_window_is_cross_checked(example: tuple[Path, dict[str, Any]]) ->
     assert int(own["ncall"]) == result["backtest_outcome"]["iterations"]
     assert float(own["sampled_inclusive_pct"]) > 0 and float(own["yappi_inclusive_pct"]) > 0
     assert own["verdict"] in cc.VERDICTS and own["left_out_of_tables"] == "0"
+
+
+@pytest.mark.slow
+def test_the_progress_line_names_each_pass_and_restarts_its_clock(example: tuple[Path, dict[str, Any]]) -> None:
+    """The window runs twice (profiled, then the unprofiled check): a line that starts again from
+    0 % says which pass it is, and counts that pass's own seconds."""
+    plan, _ = example
+    lines = [line for line in (plan.parent / "console.txt").read_text().splitlines() if line.startswith("  ")]
+    names = [re.match(rf"  {EXAMPLE_RUN}\s+(profiled|unprofiled check): ", line) for line in lines]
+    assert all(names), lines
+    kinds = [m.group(1) for m in names if m]
+    first_check = kinds.index("unprofiled check")
+    assert "profiled" in kinds[:first_check] and set(kinds[first_check:]) == {"unprofiled check"}, kinds
+    elapsed = re.search(r"; (\d+) s elapsed", lines[first_check])
+    assert elapsed and int(elapsed.group(1)) <= 2, lines[first_check]  # this pass's clock, not the entry's
 
 
 @pytest.mark.slow

@@ -78,11 +78,10 @@ def test_gateway_down_is_an_error_not_a_silent_done(make_plan):
 def test_worker_with_unreachable_provider_reports_no_data(make_plan, tmp_path: Path):
     """What LumiBot does with a dead gateway (exit 0, no bars) must come back as an error."""
     from supervisor.plan import PlanStore
-    from supervisor.session import Options, Session
+    from supervisor.specs import run_spec
 
     plan = make_plan([short_run("dead")], meta={"data_source": LOCAL, "strategy_parameters": FAST})
-    session = Session(PlanStore(plan), Options())
-    spec = session._spec(load(plan), load(plan)["runs"][0], LOCAL, tmp_path / "cache", True, "dead")
+    spec = run_spec(PlanStore(plan), load(plan), load(plan)["runs"][0], LOCAL, tmp_path / "cache", profile=True, stem="dead")
     env = {
         **os.environ,
         "HTTPS_PROXY": "http://dead:x@127.0.0.1:9",  # discard port: nothing listens

@@ -50,6 +50,9 @@ def test_supervisor_profiles_a_real_backtest(make_plan):
     assert len(own) == 1 and int(own[0]["ncall"]) == result["iterations"]  # the strategy's method, nothing else
     threads = rows(base / result["top_threads_csv"])
     assert any(r["name"] == "MesMomentum" for r in threads)  # LumiBot names the strategy thread after it
+    # The profiler's own threads (the worker's watch on its supervisor) are not the user's: in no table.
+    assert not [r["name"] for r in threads if r["name"].startswith("lumiprof-")], threads
+    assert not [r["full_name"] for r in funcs if r["module"].endswith("common/lifetime.py")]
     assert result["phases"]["consistent"] is True and result["phases"]["components"]["backtest_analysis"] > 0
     assert any(p.endswith("_tearsheet.html") for p in result["lumibot_outputs"])
     stats = pstats.Stats(str(base / result["pstat"]))

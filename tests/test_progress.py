@@ -21,7 +21,8 @@ from pathlib import Path
 from common.offenders import is_wrapper
 from common.profiles import read_funcs
 from common.progress import Progress, read_progress
-from supervisor.eta import Estimator, duration, run_left
+from supervisor.eta import DEFAULT_OVERHEAD, Estimator, check_after, duration, run_left
+from supervisor.progress import pass_name
 from tests.conftest import load, short_run, supervise
 
 META = {"strategy_parameters": {"sleeptime": "30M"}, "phase1_mode": "single"}
@@ -51,7 +52,7 @@ def test_piped_run_prints_progress_before_its_result_and_status_shows_it(make_pl
 
     lines = console.read_text().splitlines()
     result_at = next(i for i, line in enumerate(lines) if line.startswith("two-weeks") and " done " in line)
-    shown = re.compile(r"two-weeks\s+backtest at 2024-09-\d\d .*\(\d+% of window\)")
+    shown = re.compile(r"two-weeks\s+profiled: backtest at 2024-09-\d\d .*\(\d+% of window\)")
     progress_at = [i for i, line in enumerate(lines) if shown.search(line)]
     assert progress_at and progress_at[0] < result_at, lines
 
@@ -129,6 +130,33 @@ def test_estimates_prefer_the_entrys_last_round_then_a_line_through_known_entrie
     assert nothing.entry(week) is None and nothing.total([week]) == (0.0, 1)
 
 
+def test_the_unprofiled_check_is_estimated_apart_and_counted_in_the_selection() -> None:
+    """Pass 1's entry_seconds holds its cross-check: the profiled pass is estimated without it, the
+    check from the ratio the plan measured, and a selection counts each entry's check once."""
+    week, other = short_run("wk", "2025-01-20", "2025-01-27"), short_run("wk2", "2025-03-10", "2025-03-17")
+    checked = {"entry_seconds": 30.0, "profiler_overhead_ratio": 2.5, "phases": {"analysis_and_output": 5.0},
+               "sampled_pass": {"worker_process_seconds": 9.0, "compare_seconds": 1.0}}
+    estimator = Estimator.from_plan(plan_with([week, other], {"wk": checked}, []))
+    assert estimator.entry(other) == 20.0 and estimator.check_ratio == 0.5 and estimator.overhead == 2.5
+    assert estimator.check(other) == 10.0 and estimator.tail(other) == 5.0  # wk's 5.0 s over 5 days, for 5 days
+    assert estimator.total([(other, True), (other, False), other]) == (70.0, 0)  # pass 1 with its check, repeats without
+    # With repeats, the combined result is the median pass's: its entry_seconds holds no check unless it is pass 1.
+    later = {**checked, "repeats": {"median_pass": 2}}
+    assert Estimator.from_plan(plan_with([week, other], {"wk": later}, [])).entry(other) == 30.0
+    # Nothing measured yet: the check is the profiled estimate over yappi's usual overhead.
+    plain = Estimator.from_plan(plan_with([week, other], {"wk": {"entry_seconds": 20.0}}, []))
+    assert plain.check_ratio is None and plain.check(other) == 20.0 / DEFAULT_OVERHEAD
+    # Once the profiled pass is done: its time outside the backtest, plus its backtest without yappi.
+    assert check_after({"wall_seconds_total": 10.0}, 14.0, 2.0) == 9.0
+    assert check_after({}, 14.0, 2.0) is None
+
+
+def test_each_pass_has_a_name() -> None:
+    assert pass_name(None, 1, 1) == "profiled"
+    assert pass_name(None, 2, 3) == "profiled, repeat 2 of 3"
+    assert pass_name(True, 1, 3) == "cold-cache probe 1 of 3" and pass_name(False, 3, 3) == "warm-cache probe 3 of 3"
+
+
 def test_time_left_uses_the_runs_own_pace_once_it_has_covered_enough_of_its_window() -> None:
     young = Progress("backtest", "2025-02-01T09:30:00", 5, 2.0, 0.0)
     assert young.fraction("2025-02-01", "2025-03-01") < 0.05
@@ -137,6 +165,9 @@ def test_time_left_uses_the_runs_own_pace_once_it_has_covered_enough_of_its_wind
     half = Progress("backtest", "2025-02-15T00:00:00", 500, 10.0, 0.0)
     assert half.fraction("2025-02-01", "2025-03-01") == 0.5
     assert run_left(half, 0.5, 100.0, 12.0) == 10.0  # its own pace beats an older estimate
+    # LumiBot's analysis after the last iteration is expected, and counted down once no snapshot comes.
+    assert run_left(half, 0.5, 100.0, 12.0, tail=8.0, now=3.0) == 15.0
+    assert run_left(half, 0.5, 100.0, 12.0, tail=8.0, now=30.0) == 0.0
     assert Progress("backtest", "2025-03-05T00:00:00", 1, 1.0, 0.0).fraction("2025-02-01", "2025-03-01") == 1.0
     assert [duration(s) for s in (None, 4.4, 190, 3900)] == ["?", "4 s", "3 min 10 s", "1 h 05 min"]
 

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psutil
 import pytest
 from filelock import FileLock
@@ -200,7 +201,7 @@ def test_result_survives_a_hand_edit_that_left_the_plan_invalid(make_plan):
     (work / "go").touch()
     out, err = sup.communicate(timeout=120)
     assert sup.returncode == 2, out + err
-    assert "result kept in" in out and "merged at the next start" in out
+    assert "edit done; result kept beside the plan until it parses again (edit.result.json; " in err, out + err
     sidecar = plan.parent / "profiling" / "edit.result.json"
     assert sidecar.exists()
     plan.write_bytes(good)  # the typo fixed; the entry is still `running` under the dead supervisor
@@ -210,6 +211,39 @@ def test_result_survives_a_hand_edit_that_left_the_plan_invalid(make_plan):
     final = load(plan)
     assert final["runs"][0]["status"] == "done" and final["results"]["edit"]["wall_seconds_total"] > 0
     assert not sidecar.exists()
+
+
+@pytest.mark.slow
+def test_a_typo_saved_while_a_window_runs_never_runs_it_again(make_plan):
+    """The default plan's case: the plan turns invalid during the profiled pass, and the cross-check
+    pass still has to start (its worker cannot be recorded). The window ends, its result waits in a
+    sidecar, and after the fix the next start merges it: one attempt, the same numbers."""
+    plan = make_plan([short_run("typo")], meta={"strategy": f"{FAULTY}:WaitForGo", "cross_check": "sampled"})
+    sup = start_supervisor(plan)
+    wait_for_worker(plan, "typo")
+    work = plan.parent / "profiling" / "work"
+    wait_for_file(work / "typo" / "wait.started")
+    good = plan.read_bytes()
+    plan.write_bytes(good.replace(b'"plan_version": 1,', b'"plan_version": 1,,', 1))  # a double comma, saved
+    (work / "typo" / "go").touch()
+    deadline = time.monotonic() + 180
+    while sup.poll() is None and time.monotonic() < deadline:  # the unprofiled pass waits for its own go
+        if (work / "typo.sampled" / "wait.started").exists():
+            (work / "typo.sampled" / "go").touch()
+        time.sleep(0.1)
+    out, err = sup.communicate(timeout=30)
+    assert sup.returncode == 2, out + err
+    assert "typo done; result kept beside the plan until it parses again" in err, out + err
+    assert "not valid JSON" in err and "error" not in out, out + err
+    side = orjson.loads((plan.parent / "profiling" / "typo.result.json").read_bytes())
+    assert side["status"] == "done" and side["result"]["cross_check"] == "sampled", side["result"]["notes"]
+    plan.write_bytes(good)  # the typo fixed; the entry is still `running` under the dead supervisor
+    proc = supervise(plan, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "typo: done result kept in typo.result.json" in proc.stdout and "recovered" not in proc.stdout
+    final = load(plan)
+    assert final["runs"][0]["status"] == "done" and final["runs"][0]["attempts"] == 1, final["runs"][0]
+    assert final["results"]["typo"] == side["result"]  # the same numbers, not a second run's
 
 
 @pytest.mark.slow
@@ -225,7 +259,8 @@ def test_result_survives_a_full_disk(make_plan, tmpfs, tmp_path):
     (work / "go").touch()
     out, err = sup.communicate(timeout=120)
     assert sup.returncode == 1, out + err
-    assert "No space left on device" in out and "result kept in" in out and "Traceback" not in err
+    assert "No space left on device" in err and "result kept in" in err and "Traceback" not in err
+    assert "error" not in out and "No space" not in out, out  # errors on stderr only: 2>err.log catches them
     assert load(plan)["runs"][0]["status"] == "running"  # the plan itself stayed whole and valid
     filler.unlink()
     proc = supervise(plan, timeout=120)
@@ -266,6 +301,51 @@ def test_plan_path_or_lock_that_is_a_folder_or_a_fifo(make_plan, tmp_path):
     plan = make_plan([short_run("r")])
     Path(str(plan) + ".lock").mkdir()
     one_line_exit_2(supervise(plan, timeout=60), "cannot lock")
+
+
+LOCAL_DATABENTO = {"kind": "databento", "mode": "local", "dataset": "GLBX.MDP3"}
+
+
+def _typo(plan: Path) -> list[str]:
+    plan.write_bytes(plan.read_bytes().replace(b'"plan_version": 1,', b'"plan_version": 1,,', 1))
+    return []
+
+
+def _lock_folder(plan: Path) -> list[str]:
+    Path(str(plan) + ".lock").mkdir()
+    return []
+
+
+def _gateway_folder_is_a_file(plan: Path) -> list[str]:
+    (plan.parent / "profiling").mkdir()
+    (plan.parent / "profiling" / "gateway").write_text("a file where the gateway's folder goes")
+    return []
+
+
+def _stray_sidecar(plan: Path) -> list[str]:
+    (plan.parent / "profiling").mkdir()
+    (plan.parent / "profiling" / "stray.result.json").write_text("{}")
+    return []
+
+
+@pytest.mark.parametrize(("meta", "prepare", "args", "code", "expected"), [
+    ({}, _typo, (), 2, "not valid JSON"),
+    ({}, lambda plan: [], ("--only", "nope"), 2, "matches no entry"),
+    ({}, _lock_folder, (), 2, "cannot lock"),
+    ({"data_source": LOCAL_DATABENTO}, _gateway_folder_is_a_file, (), 1, "error: local DataBento gateway did not start"),
+    ({"data_source": LOCAL_DATABENTO}, _gateway_folder_is_a_file, ("gateway",), 1, "error: cannot use the gateway folder"),
+    ({}, _stray_sidecar, ("--only", "done"), 0, "not a result sidecar of this plan; left in place"),
+], ids=["bad-plan", "bad-selector", "lock", "gateway-run", "gateway-command", "stray-sidecar"])
+def test_errors_and_warnings_go_to_stderr_alone(make_plan, meta, prepare, args, code, expected):
+    """``2>err.log`` catches every problem and a pipe of stdout carries none (the full disk and
+    the typo at a run's end are checked with their real runs above)."""
+    plan = make_plan([short_run("pending"), short_run("done") | {"status": "done"}], meta=meta)
+    prepare(plan)
+    proc = supervise(plan, *args, timeout=60)
+    assert proc.returncode == code, proc.stdout + proc.stderr
+    assert expected in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert "error" not in proc.stdout and "warning" not in proc.stdout, proc.stdout
 
 
 def test_a_plan_in_a_read_only_folder(make_plan, tmpfs):

@@ -87,14 +87,20 @@ class WallProfile:
                 yappi.stop()
 
     def save(self, files: ProfileFiles) -> dict[str, str]:
-        """Write CSVs, pstat and callgrind; returns the paths actually written."""
+        """Write CSVs, pstat and callgrind; returns the paths actually written.
+
+        The profiler's own threads (:func:`common.lifetime.is_own_thread`: the watch on the
+        supervisor, started before yappi and so seen by it) are left out of every file here,
+        so no table or share counts them.
+        """
         if not self.enabled:
             return {}
         files.funcs_csv.parent.mkdir(parents=True, exist_ok=True)
-        func_stats = self.func_stats = yappi.get_func_stats()
+        own = own_contexts()
+        func_stats = self.func_stats = yappi.get_func_stats(filter_callback=lambda stat: stat.ctx_id not in own)
         func_stats.sort("ttot", "desc")
         _write_funcs_csv(func_stats, files.funcs_csv)
-        _write_threads_csv(files.threads_csv)
+        _write_threads_csv(files.threads_csv, own)
         written = {"top_functions_csv": str(files.funcs_csv), "top_threads_csv": str(files.threads_csv)}
         if not func_stats.empty():
             func_stats.save(str(files.pstat), type="pstat")
@@ -128,6 +134,13 @@ def thread_name(get_ident: Callable[[], int] = threading.get_ident) -> str | Non
     return None if thread is None else thread.name
 
 
+def own_contexts() -> frozenset[int]:
+    """yappi's context ids of the profiler's own threads (by name, as :func:`thread_name` recorded it)."""
+    from common.lifetime import is_own_thread
+
+    return frozenset(int(t.id) for t in yappi.get_thread_stats() if is_own_thread(t.name))
+
+
 def _write_funcs_csv(stats: yappi.YFuncStats, path: Path) -> None:
     with path.open("w", newline="") as fh:
         out = csv.writer(fh)
@@ -151,8 +164,9 @@ def _write_funcs_csv(stats: yappi.YFuncStats, path: Path) -> None:
             )
 
 
-def _write_threads_csv(path: Path) -> None:
-    """One row per thread with its wall time and the function it spent most self time in.
+def _write_threads_csv(path: Path, own: frozenset[int] = frozenset()) -> None:
+    """One row per thread with its wall time and the function it spent most self time in; the
+    threads in ``own`` (the profiler's) are left out.
 
     A single pass with ``filter_callback`` sees the per-thread entries before yappi merges them,
     about 4x cheaper than one filtered ``get_func_stats`` per thread.
@@ -172,6 +186,8 @@ def _write_threads_csv(path: Path) -> None:
         out = csv.writer(fh)
         out.writerow(THREAD_COLUMNS)
         for thread in threads:
+            if thread.id in own:
+                continue
             top = top_by_thread.get(thread.id)
             out.writerow(
                 (
