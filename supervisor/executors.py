@@ -50,6 +50,9 @@ class Job:
     leftovers can be found and killed by proof of identity."""
     interruptible: Callable[[], AbstractContextManager[None]] = nullcontext
     """Where a stop signal may interrupt the wait for the worker (``StopRequest.interruptible``)."""
+    stops: Callable[[], int] = int
+    """How many stop signals the supervisor has had (``StopRequest.count``; ``int()`` is 0): an
+    executor that waits by polling stops the pass gracefully at 1, at once from 2."""
 
 
 @dataclass
@@ -73,8 +76,8 @@ class Executor(Protocol):
     def run(self, job: Job) -> Ran:
         """Run one pass to its end; raises :class:`supervisor.runner.Interrupted` on Ctrl-C."""
 
-    def interrupt(self, force: bool = False) -> None:
-        """Stop every pass in flight (called from the main thread while lanes run in others)."""
+    def interrupt(self) -> None:
+        """Stop every pass in flight, gracefully: a lane failed (called from its thread)."""
 
     def close(self) -> None:
         """Release what the executor started (gateway, cluster connection)."""
@@ -150,8 +153,8 @@ class LocalExecutor:
                              interruptible=job.interruptible)
         return Ran(outcome, self.provider.usage(job.token), dict(self.node))
 
-    def interrupt(self, force: bool = False) -> None:
-        """The local pass runs in the main thread: Ctrl-C reaches :func:`run_worker` directly."""
+    def interrupt(self) -> None:
+        """One lane only, in the main thread: Ctrl-C reaches :func:`run_worker` directly."""
 
     def close(self) -> None:
         self.provider.close()

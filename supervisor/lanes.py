@@ -2,8 +2,10 @@
 
 The local executor has one slot and its loop runs in the main thread exactly as before (Ctrl-C
 reaches the worker's runner directly). A cluster offers one slot per node (or more): then
-each loop runs in a thread, the main thread only waits, and Ctrl-C there stops every pass in
-flight through the executor before the loops give their entries back.
+each loop runs in a thread and the main thread only waits. A stop signal never interrupts
+that wait: the lanes read the session's stop request between short waits (the Ray executor
+passes it on to the nodes, see :mod:`supervisor.stopping`) and give their entries back, and
+the main thread returns once every lane has ended.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from collections.abc import Callable
 JOIN_SECONDS = 0.2
 
 
-def run_lanes(lane: Callable[[threading.Event], int], count: int, interrupt: Callable[[bool], None]) -> int:
+def run_lanes(lane: Callable[[threading.Event], int], count: int, interrupt: Callable[[], None]) -> int:
     """Run ``count`` lanes to the end; returns their summed failures.
 
-    A lane that stops with an exception stops the others (and the exception is re-raised);
-    KeyboardInterrupt in the main thread interrupts every pass, waits for the lanes, and is
-    re-raised. A second Ctrl-C while waiting interrupts with force.
+    A lane that stops with an exception stops the others (``interrupt`` stops their passes in
+    flight) and the exception is re-raised once all have ended; a lane interrupted by a stop
+    signal ends with ``KeyboardInterrupt``, re-raised here the same way.
     """
     stop = threading.Event()
     if count <= 1:
@@ -36,25 +38,13 @@ def run_lanes(lane: Callable[[threading.Event], int], count: int, interrupt: Cal
             errors.append(exc)
             if not stop.is_set():
                 stop.set()
-                interrupt(False)
+                interrupt()
         finally:
             done.set()
 
     for i, done in enumerate(ended):
         threading.Thread(target=body, args=(done,), name=f"lumiprof-lane-{i}", daemon=True).start()
-    try:
-        _join(ended)
-    except KeyboardInterrupt:
-        stop.set()
-        force = False
-        while True:  # the lanes must give their entries back before the executor closes
-            try:
-                interrupt(force)
-                _join(ended)
-                break
-            except KeyboardInterrupt:  # Ray's driver may see one Ctrl-C more than once
-                force = True
-        raise KeyboardInterrupt from None
+    _join(ended)
     first = next((e for e in errors if not isinstance(e, KeyboardInterrupt)), None) or (errors[0] if errors else None)
     if first is not None:
         raise first
@@ -62,12 +52,7 @@ def run_lanes(lane: Callable[[threading.Event], int], count: int, interrupt: Cal
 
 
 def _join(ended: list[threading.Event]) -> None:
-    """Wait until every lane has ended, in short sleeps, so Ctrl-C reaches the main thread.
-
-    Not ``Thread.join``: a KeyboardInterrupt raised by a signal handler inside ``join`` makes
-    CPython (3.11) release the running thread's state lock and mark it stopped, so the next
-    ``is_alive()`` says False while the lane still runs, and the supervisor would exit before the
-    lane gave its entry back (bpo-45274's fix).
-    """
+    """Wait until every lane has ended, in short sleeps, so the signal handler (main thread
+    only) runs at once and the lanes see the stop within their next short wait."""
     while not all(done.is_set() for done in ended):
         time.sleep(JOIN_SECONDS)

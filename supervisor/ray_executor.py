@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -31,6 +32,7 @@ from supervisor.executors import Job, Ran, describe_host, worker_env
 from supervisor.plan import PlanError
 from supervisor.provider import LIVE_KEY, ProviderError, Usage, open_provider
 from supervisor.runner import Interrupted, Outcome, run_worker
+from supervisor.stopping import StopRequest
 from worker.protocol import RunSpec
 
 SLOT = "profiling_slot"
@@ -41,6 +43,12 @@ SCHEDULE_SECONDS = 600.0
 END_MARGIN = 120.0
 """Beyond the pass's own time-out and grace: start-up, gateway, file transfer on a busy node."""
 POLL_SECONDS = 0.25
+STOP_MARGIN = 15.0
+"""After a stop, beyond the grace period: how long the node may take to stop its worker tree
+(kill, reaping, a busy node) before the task is cancelled by force."""
+FORCE_SECONDS = 3.0
+"""How long a second stop, then a forced cancel, may take to end the task before the supervisor
+stops waiting for it (Ray ends a task whose owner has exited)."""
 NODE_DIR_ENV = "LUMIPROF_NODE_DIR"
 LOOPBACK = ("127.0.0.1", "localhost")
 
@@ -78,12 +86,42 @@ def _collect(outcome: Outcome, stderr_path: Path) -> dict[str, bytes]:
     return blobs
 
 
+class Inbox:
+    """The nodes' spawn events, kept until the supervisor takes them (a Ray actor on its node).
+
+    Not ``ray.util.queue.Queue``: reading that blocks in ``ray.get`` until its actor process
+    has started, seconds on a busy machine, and a lane blocked there does not see a stop.
+    The supervisor keeps one :meth:`take` in flight and only looks whether it has answered.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[dict[str, Any]] = []
+
+    def put(self, event: dict[str, Any]) -> None:
+        self.events.append(event)
+
+    def take(self) -> list[dict[str, Any]]:
+        events, self.events = self.events, []
+        return events
+
+
 def node_task(payload: dict[str, Any], events: Any, secrets: dict[str, str]) -> dict[str, Any]:
     """Runs on a node, in a fresh Ray worker process: one worker pass, start to end.
 
+    ``ray.cancel`` reaches a running task as a SIGINT in its main thread (``interrupt_main``),
+    so the task handles it with a :class:`StopRequest` as the local supervisor handles Ctrl-C:
+    the first cancel stops the worker with its grace period, a second one kills it at once,
+    and a cancel outside the worker's run only stops the task before it starts a worker.
+    Either way the task returns ``interrupted`` once nothing of its pass runs any more.
     ``secrets`` (the live DataBento key) go into this process's environment only: not into
     the spec, the plan file or any log.
     """
+    stop = StopRequest()
+    with stop.installed((signal.SIGINT,)):
+        return _node_pass(payload, events, secrets, stop)
+
+
+def _node_pass(payload: dict[str, Any], events: Any, secrets: dict[str, str], stop: StopRequest) -> dict[str, Any]:
     import ray
 
     node = describe_host("ray", ray.get_runtime_context().get_node_id())
@@ -95,27 +133,29 @@ def node_task(payload: dict[str, Any], events: Any, secrets: dict[str, str]) -> 
         shutil.rmtree(spec.cache_folder, ignore_errors=True)
     stderr_path = Path(spec.output_dir) / f"{spec.stem}.stderr.log"
     try:
-        try:
-            provider = open_provider(payload["settings"], root / "gateway", payload["seed"], token)
-        except (ProviderError, PlanError) as exc:
-            return {"node": node, "problem": str(exc)}
-        try:
-            provider.check()
-            env = worker_env({**provider.env_for(token), reaper.MARKER: payload["marker"]})
+        provider = open_provider(payload["settings"], root / "gateway", payload["seed"], token)
+    except (ProviderError, PlanError) as exc:
+        return {"node": node, "problem": str(exc)}
+    try:
+        provider.check()
+        if stop.requested:
+            return {"node": node, "interrupted": "cancelled before its worker started"}
+        env = worker_env({**provider.env_for(token), reaper.MARKER: payload["marker"]})
 
-            def on_spawn(pid: int, create_time: float | None) -> None:
-                events.put({"token": token, "pid": pid, "create_time": create_time, **node})
+        def on_spawn(pid: int, create_time: float | None) -> None:
+            events.put.remote({"token": token, "pid": pid, "create_time": create_time, **node})  # never waits
 
-            outcome = run_worker(spec, env, payload["timeout"], stderr_path, on_spawn, grace=payload["grace"])
-            usage = provider.usage(token)
-        except ProviderError as exc:
-            return {"node": node, "problem": str(exc)}
-        finally:
-            provider.close()
-        return {"node": node, "outcome": dataclasses.asdict(outcome), "usage": dataclasses.asdict(usage),
-                "files": _collect(outcome, stderr_path)}
+        outcome = run_worker(spec, env, payload["timeout"], stderr_path, on_spawn, grace=payload["grace"],
+                             interruptible=stop.interruptible)
+        usage = provider.usage(token)
+    except ProviderError as exc:
+        return {"node": node, "problem": str(exc)}
+    except Interrupted as exc:
+        return {"node": node, "interrupted": str(exc)}
     finally:
-        events.put({"token": token, "ended": True})
+        provider.close()
+    return {"node": node, "outcome": dataclasses.asdict(outcome), "usage": dataclasses.asdict(usage),
+            "files": _collect(outcome, stderr_path)}
 
 
 class _NodeLost(Exception):
@@ -136,7 +176,6 @@ class RayExecutor:
             # machine's network address, binds there and then cannot reach a loopback-only head.
             os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
         import ray
-        from ray.util.queue import Queue
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         self.ray = ray
@@ -159,14 +198,13 @@ class RayExecutor:
             raise PlanError(f"no node of the Ray cluster advertises {SLOT!r}: start nodes with --resources '{{\"{SLOT}\": 1}}'")
         here = ray.get_runtime_context().get_node_id()
         on_this_node = NodeAffinitySchedulingStrategy(here, soft=False)  # dies only with the supervisor's node
-        self.events = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": on_this_node})
+        self.events: Any = ray.remote(num_cpus=0)(Inbox).options(scheduling_strategy=on_this_node).remote()
+        self._taking: Any = None  # the inbox's take() in flight
         self.task = ray.remote(max_retries=0, num_cpus=0, resources={SLOT: 1})(node_task)
         self.pins: dict[str, str] = {}
         self._lock = threading.Lock()
         self._spawned: dict[str, dict[str, Any]] = {}
-        self._ended: set[str] = set()
-        self._inflight: dict[str, Any] = {}
-        self._interrupting = False
+        self._stopping = 0  # 1 once interrupt() asked every lane's pass to stop
 
     # -- the session's side ---------------------------------------------------------------
     def check(self) -> None:
@@ -188,12 +226,8 @@ class RayExecutor:
         node = {**self._node_of(job), "node_failures": failures}
         return Ran(Outcome(None, None, 0.0, problem="; ".join(failures)), Usage(), node)
 
-    def interrupt(self, force: bool = False) -> None:
-        self._interrupting = True
-        with self._lock:
-            refs = list(self._inflight.values())
-        for ref in refs:
-            self.ray.cancel(ref, force=force)
+    def interrupt(self) -> None:
+        self._stopping = 1  # each lane's wait sees it within POLL_SECONDS and cancels its own task
 
     def close(self) -> None:
         if self.ray.is_initialized():
@@ -211,29 +245,30 @@ class RayExecutor:
         options = {"scheduling_strategy": self.affinity(pin, soft=False)} if pin else {}
         ref = self.task.options(**options).remote(payload, self.events, self.secrets)
         with self._lock:
-            self._inflight[job.token] = ref
             self._spawned.pop(job.token, None)
-            self._ended.discard(job.token)
         try:
-            with job.interruptible():  # one lane: the stop signal interrupts this wait in the main thread
-                return self._wait(ref, job)
-        except BaseException as exc:
-            # Ctrl-C: a KeyboardInterrupt in the main thread (one lane); in a lane thread after
-            # interrupt(), whatever Ray's calls raise once the driver saw the signal (SystemExit,
-            # a closed connection). Either way: stop this pass and give the entry back.
-            if not (self._interrupting or isinstance(exc, KeyboardInterrupt | SystemExit)):
-                raise
-            self._cancel(ref, job)
-            raise Interrupted(f"Ray task of {job.spec.stem} cancelled") from None
-        finally:
-            with self._lock:
-                self._inflight.pop(job.token, None)
+            return self._wait(ref, job)
+        except (Interrupted, _NodeLost):
+            raise
+        except BaseException:  # a bug or a lost cluster connection: the task must not run on unowned
+            with contextlib.suppress(Exception):
+                self.ray.cancel(ref, force=True)
+            raise
 
     def _wait(self, ref: Any, job: Job) -> dict[str, Any]:
-        """Until the task answers, reporting its worker's pid to the session once it starts."""
+        """Until the task answers, reporting its worker's pid to the session once it starts.
+
+        The wait is the task's own result, which Ray resolves whatever the task was doing when
+        cancelled: dropped while queued or while its Ray worker started, or returned once the
+        node stopped the worker. A stop (the session's signals, or :meth:`interrupt`) is passed
+        on as a cancel, a second one as another cancel (the node then kills at once); a node that
+        does not answer in time is cancelled by force, and after that the wait is bounded too.
+        """
         ray = self.ray
         submitted = time.monotonic()
         started: float | None = None
+        stops = 0  # stops passed on to the task; 3 once it was cancelled by force
+        deadline = 0.0  # while stopping: when to escalate
         while True:
             done, _ = ray.wait([ref], timeout=POLL_SECONDS)
             self._drain()
@@ -243,27 +278,39 @@ class RayExecutor:
                 job.on_spawn(int(event["pid"]), event.get("create_time"))
             if done:
                 break
-            waited = time.monotonic() - (started or submitted)
-            limit = job.timeout + job.grace + END_MARGIN if started else SCHEDULE_SECONDS
-            if waited > limit:
-                ray.cancel(ref, force=True)
-                what = "no answer from the node" if started else "no node took the task"
-                raise _NodeLost(f"{what} within {limit:.0f} s (node or cluster connection lost?)")
+            now = time.monotonic()
+            wanted = min(max(job.stops(), self._stopping), 2)
+            if wanted > stops:  # graceful first (the node gives its worker the grace period), then at once
+                ray.cancel(ref)
+                deadline = now + (job.grace + STOP_MARGIN if wanted == 1 else FORCE_SECONDS)
+                stops = wanted
+            elif stops and now > deadline:
+                if stops == 3:
+                    raise Interrupted(f"Ray task of {job.spec.stem} did not end when cancelled by force; "
+                                      "Ray ends it with this supervisor")
+                ray.cancel(ref, force=True)  # kills the task's Ray worker; the worker follows its parent
+                deadline, stops = now + FORCE_SECONDS, 3
+            elif not stops:
+                waited = now - (started or submitted)
+                limit = job.timeout + job.grace + END_MARGIN if started else SCHEDULE_SECONDS
+                if waited > limit:
+                    ray.cancel(ref, force=True)
+                    what = "no answer from the node" if started else "no node took the task"
+                    raise _NodeLost(f"{what} within {limit:.0f} s (node or cluster connection lost?)")
         try:
             reply: dict[str, Any] = ray.get(ref)
-        except ray.exceptions.TaskCancelledError:
-            self._await_end(job)
-            raise Interrupted(f"Ray task of {job.spec.stem} cancelled") from None
-        except ray.exceptions.TaskUnschedulableError as exc:
-            raise _NodeLost(f"the node holding this entry's cache is gone ({_first_line(exc)})") from None
-        except ray.exceptions.RayTaskError as exc:  # our task code raised on the node: a bug, not a lost node
-            if self._interrupting:  # ...unless we cancelled it: then it is the worker's Interrupted
-                raise Interrupted(f"Ray task of {job.spec.stem} cancelled") from None
-            return {"node": self._node_of(job), "problem": f"the Ray task failed on its node: {_first_line(exc)}"}
         except ray.exceptions.RayError as exc:
+            if stops:  # cancelled before it ran, or ended by force: either way nothing of it runs now
+                raise Interrupted(f"Ray task of {job.spec.stem} cancelled ({type(exc).__name__})") from None
+            if isinstance(exc, ray.exceptions.TaskUnschedulableError):
+                raise _NodeLost(f"the node holding this entry's cache is gone ({_first_line(exc)})") from None
+            if isinstance(exc, ray.exceptions.RayTaskError):  # our task code raised on the node: a bug, not a lost node
+                return {"node": self._node_of(job), "problem": f"the Ray task failed on its node: {_first_line(exc)}"}
             node = self._node_of(job)
             raise _NodeLost(f"node {str(node['node_id'])[:12]} ({node['host']}) lost mid-run: {type(exc).__name__}") from None
-        return reply
+        if "interrupted" in reply:
+            raise Interrupted(f"Ray task of {job.spec.stem}: {reply['interrupted']}")
+        return reply  # finished before the cancel reached it: a whole result, kept like the local executor's
 
     def _node_of(self, job: Job) -> dict[str, Any]:
         """The node a pass started on, as its spawn event named it (``None`` fields if it never started)."""
@@ -271,36 +318,17 @@ class RayExecutor:
         return {key: event.get(key) for key in describe_host("ray")}
 
     def _drain(self) -> None:
-        """Move the nodes' events into per-token tables (several lanes share one queue)."""
+        """Move the nodes' spawn events into a per-token table (several lanes share one inbox),
+        without waiting: the events that have arrived, if the inbox answered already."""
         with self._lock:
-            size = self.events.qsize()
-            for event in self.events.get_nowait_batch(size) if size else []:
-                if event.get("ended"):
-                    self._ended.add(event["token"])
-                else:
-                    self._spawned[event["token"]] = event
-
-    def _await_end(self, job: Job) -> None:
-        """After a cancel: wait until the task says it has stopped its worker, then kill it."""
-        deadline = time.monotonic() + job.grace + 30
-        try:
-            while job.token not in self._ended and time.monotonic() < deadline:
-                time.sleep(POLL_SECONDS)
-                self._drain()
-        except (KeyboardInterrupt, SystemExit, self.ray.exceptions.RayError):
-            pass  # a second Ctrl-C, or the cluster is gone: the caller kills the task at once
-
-    def _cancel(self, ref: Any, job: Job) -> None:
-        """Graceful first (the task's run_worker stops its worker tree), then by force.
-
-        Should the cluster connection be gone as well, Ray ends the task when its owner (this
-        supervisor) exits, and the worker follows its parent (parent-death signal).
-        """
-        with contextlib.suppress(Exception):
-            self.ray.cancel(ref)
-            self._await_end(job)
-            if job.token not in self._ended:
-                self.ray.cancel(ref, force=True)
+            if self._taking is None:
+                self._taking = self.events.take.remote()
+            ready, _ = self.ray.wait([self._taking], timeout=0)
+            if not ready:
+                return
+            taken, self._taking = self._taking, None
+            for event in self.ray.get(taken):
+                self._spawned[event["token"]] = event
 
     def _land(self, job: Job, reply: dict[str, Any], failures: list[str]) -> Ran:
         """Write the node's files into the plan's folder and point the answer at them."""

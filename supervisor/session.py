@@ -622,15 +622,15 @@ class Session:
 
         job = Job(spec, token, self._timeout(plan, run), self.options.grace, specs.stderr_path(Path(spec.output_dir), spec.stem),
                   on_spawn, cache_key=Path(spec.cache_folder).name, cache_node=cache_node(plan, run),
-                  marker=self.owner.token, interruptible=self.stop.interruptible)
+                  marker=self.owner.token, interruptible=self.stop.interruptible, stops=lambda: self.stop.count)
         w = self._watching
         watched = Watched(run["id"], run["start"], run["end"], Path(spec.work_dir), w["estimate"], w["rest_seconds"],
                           w["rest_unknown"], w["began"], w["pass_name"], w["tail"])
         try:
             with self.monitor.watch(watched):
                 ran = self.executor.run(job)
-        except Interrupted:
-            self._give_back(run["id"], "while its worker ran; worker tree stopped")
+        except Interrupted as exc:
+            self._give_back(run["id"], f"during its pass ({exc}); nothing of it runs any more")
             raise KeyboardInterrupt from None
         finally:
             if sampler is not None:

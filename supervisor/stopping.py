@@ -7,14 +7,24 @@ interrupts immediately only inside :func:`interruptible` (while a worker runs, s
 is stopped at once), and everywhere else the session finishes the step it is in (a claim,
 a result write) and then stops, saying what it did. SIGHUP (a closed terminal) is a stop
 request like the others instead of killing the supervisor outright.
+
+The signals are counted, as pip, pytest and Ray's own CLI do: the first stops the pass in
+flight gracefully (its worker gets the grace period to save a partial profile), a second one
+while the first is being handled stops it at once. The local executor sees the second one as
+a ``KeyboardInterrupt`` inside the graceful stop (:func:`supervisor.runner.run_worker`); the
+Ray lanes never block the main thread, so they read :attr:`StopRequest.count` between short
+waits and pass each new stop on to the node, where ``ray.cancel`` arrives as a SIGINT in the
+task and meets the same :class:`StopRequest` and the same ``run_worker`` (``node_task``).
 """
 
 from __future__ import annotations
 
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -24,15 +34,36 @@ class StopRequest:
 
     def __init__(self) -> None:
         self.signal: signal.Signals | None = None
-        # One item per open interruptible section. A list, not a counter: Ray's lanes open and
-        # close sections from several threads, and append/pop are atomic where ``+= 1`` is not
-        # (a lock could be left held by the very KeyboardInterrupt this class raises).
+        self.count = 0
+        """Stop signals received so far: 1 asks for a graceful stop, 2 or more for an immediate one.
+        Written only by the handler (always the main thread), read by any lane."""
+        # One item per open interruptible section. A list, not a counter: sections may open and
+        # close from several threads, and append/pop are atomic where ``+= 1`` is not (a lock
+        # could be left held by the very KeyboardInterrupt this class raises).
         self._sections: list[None] = []
         self._unanswered = False  # a signal came outside an interruptible section and was not acted on yet
 
-    def install(self) -> None:
-        for signum in STOP_SIGNALS:
+    def install(self, signals: tuple[signal.Signals, ...] = STOP_SIGNALS) -> None:
+        for signum in signals:
             signal.signal(signum, self._on_signal)
+
+    @contextmanager
+    def installed(self, signals: tuple[signal.Signals, ...]) -> Iterator[None]:
+        """This request handles ``signals`` inside the block; the previous handlers come back after.
+
+        Outside the main thread Python cannot set handlers: then nothing changes (the signal
+        keeps its default effect there).
+        """
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous: dict[signal.Signals, Any] = {s: signal.getsignal(s) for s in signals}
+        self.install(signals)
+        try:
+            yield
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     @property
     def requested(self) -> bool:
@@ -40,6 +71,7 @@ class StopRequest:
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.signal = signal.Signals(signum)
+        self.count += 1
         if self._sections:
             raise KeyboardInterrupt
         self._unanswered = True
