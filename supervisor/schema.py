@@ -323,7 +323,8 @@ RESULT = obj({
         "host", "cpu_model", "executor", "node_id")},
     **{key: (nullable(boolean), False) for key in ("partial", "invariants_hold", "git_dirty")},
     **{key: (nullable(obj({})), False) for key in (
-        "invariants", "invariants_in_effect", "versions", "warmup", "phases", "machine", "backtest_options", "browser")},
+        "invariants", "invariants_in_effect", "versions", "warmup", "phases", "machine", "backtest_options", "browser",
+        "time_by_owner")},
     "lumibot_outputs": (nullable(array(free_text)), False),
     "node_failures": (nullable(array(free_text)), False),
 })

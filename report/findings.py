@@ -1,0 +1,493 @@
+"""Findings: what to fix first, where it is, how it is reached, whose code it is, and why.
+
+A :class:`Finding` is one cost worth a reader's time, of any kind: ``time`` (seconds of the
+unprofiled run) or ``memory`` (bytes). Both kinds share the model, so the memory pass can rank
+its findings beside the time findings with :func:`rank`.
+
+**Time findings** come from the cross-check's unprofiled pass (``<id>.sampled.sites.json``, see
+:mod:`common.attribution`): every sample of the strategy thread (and of the main thread while it
+works) goes to its *site*, the innermost frame of the strategy's or LumiBot's code, since what
+pandas, logging or the DataBento client do there is what that code asked for. A site's seconds
+are its samples / ticks x the window's unprofiled wall, summed over the windows; the heaviest five
+are findings, with yappi's figure for the same site beside (its self time plus the time of the
+library code it calls directly, from the pstat). Without a cross-check the ranking, the seconds
+and the call path come from yappi alone (labelled ``profiled``) and there are no hot lines.
+
+**Memory findings**: the worker's peak RSS per window (``peak_rss_mb``, getrusage of the worker
+process) growing faster than the window (the same exponent rule as a function's time).
+"""
+
+from __future__ import annotations
+
+import json
+import marshal
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common import crosscheck as cc
+from common.attribution import INLINE, ITERATION
+from common.owners import Owner, owner_of_frame
+from common.profiles import FuncRow, module_tail
+from report.analysis import CALL_JUMP, Analysis
+from report.resultset import RunRecord
+from report.scaling import SUPERLINEAR_EXPONENT, growth_exponent
+
+LIMIT = 5
+MANY_CALLS_PER_ITERATION = 10.0
+"""A function called at least this often per iteration: a loop someone may not know they wrote."""
+FEW_SAMPLES = 30
+"""Fewer samples than this: the share's binomial error is a fifth of the share or more."""
+
+PStat = dict[tuple[str, int, str], tuple[Any, ...]]
+
+
+@dataclass(frozen=True)
+class HotLine:
+    line: int
+    amount: float
+    share: float
+    """Of the pooled unprofiled wall of the windows the finding covers."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One frame of the call path: the function, where it starts, the line it called from, its calls."""
+
+    function: str
+    file: str
+    first_line: int
+    line: int | None
+    calls: int | None
+    per_iteration: float | None
+
+
+@dataclass(frozen=True)
+class WindowCost:
+    run_id: str
+    amount: float
+    share: float | None
+    calls: int | None
+    per_iteration: float | None
+
+
+@dataclass
+class Finding:
+    """One cost worth reading about; ``amount`` is seconds (``unit`` ``s``) or bytes (``B``)."""
+
+    kind: str
+    subject: str
+    amount: float
+    unit: str
+    measured: str
+    owner: str
+    file: str | None = None
+    first_line: int | None = None
+    profiled_amount: float | None = None
+    share: float | None = None
+    spent_in: dict[str, float] = field(default_factory=dict)
+    hot_lines: list[HotLine] = field(default_factory=list)
+    anchor: str | None = None
+    path: list[Step] = field(default_factory=list)
+    windows: list[WindowCost] = field(default_factory=list)
+    evidence_for: list[str] = field(default_factory=list)
+    evidence_against: list[str] = field(default_factory=list)
+    look_next: list[str] = field(default_factory=list)
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.first_line}" if self.file else "–"
+
+
+def rank(findings: Iterable[Finding], limit: int = LIMIT) -> list[Finding]:
+    """Time findings by seconds, then memory findings by bytes; a memory finding, if any, keeps one
+    of the ``limit`` places (seconds and bytes do not compare, so neither kind pushes the other out)."""
+    items = list(findings)
+    time = sorted((f for f in items if f.unit == "s"), key=lambda f: f.amount, reverse=True)
+    other = sorted((f for f in items if f.unit != "s"), key=lambda f: f.amount, reverse=True)
+    kept = time[: limit - min(len(other), 1)]
+    return kept + other[: limit - len(kept)]
+
+
+# -- reading the per-run files, cached across rewrites of one supervisor session ------------
+_CACHE: dict[tuple[str, str], tuple[float, Any]] = {}
+
+
+def _cached(kind: str, path: Path, reader: Any) -> Any:
+    try:
+        stamp = path.stat().st_mtime
+    except OSError:
+        return None
+    key = (kind, str(path))
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    try:
+        value = reader(path)
+    except (OSError, ValueError, EOFError, TypeError):
+        value = None
+    _CACHE[key] = (stamp, value)
+    return value
+
+
+def _sites(analysis: Analysis, record: RunRecord) -> dict[str, Any] | None:
+    relative = record.value("sampled_sites")
+    if not relative:
+        return None
+    return _cached("sites", analysis.results.store.resolve(relative), lambda p: json.loads(p.read_bytes()))
+
+
+def _pstat(analysis: Analysis, record: RunRecord) -> PStat | None:
+    relative = record.value("pstat")
+    if not relative:
+        return None
+    return _cached("pstat", analysis.results.store.resolve(relative), lambda p: marshal.loads(p.read_bytes()))
+
+
+def _short(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+def _fixable(file: str, name: str) -> bool:
+    """A site, as :func:`common.attribution.fixable` says; a comprehension or lambda is part of its caller."""
+    if _short(name) in INLINE:
+        return False
+    return module_tail(file).startswith("lumibot/") or owner_of_frame(file, name) is Owner.STRATEGY
+
+
+def _pstat_index(stats: PStat) -> dict[tuple[str, int, str], tuple[str, int, str]]:
+    return {(k[0], k[1], _short(k[2])): k for k in stats}
+
+
+def yappi_attributed(stats: PStat) -> dict[tuple[str, int, str], float]:
+    """Per fixable function: yappi's self time plus the time of the non-fixable functions it calls
+    directly (the pstat's caller edges), i.e. yappi's figure for a site as :mod:`common.attribution` defines it."""
+    found: dict[tuple[str, int, str], float] = {}
+    for key, value in stats.items():
+        if _fixable(key[0], key[2]):
+            found[key] = found.get(key, 0.0) + float(value[2])
+            continue
+        for caller, edge in (value[4] or {}).items():
+            if _fixable(caller[0], caller[2]):
+                found[caller] = found.get(caller, 0.0) + float(edge[3])
+    return found
+
+
+def _iterations(record: RunRecord) -> int | None:
+    value = record.value("iterations")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def _func_row(record: RunRecord, file: str, first_line: int, name: str) -> FuncRow | None:
+    short = _short(name)
+    return next((r for r in record.funcs or [] if r.lineno == first_line and r.module == file and _short(r.name) == short),
+                None)
+
+
+def _per(calls: int | None, iterations: int | None) -> float | None:
+    return calls / iterations if calls is not None and iterations else None
+
+
+# -- time findings --------------------------------------------------------------------------
+@dataclass
+class _Pooled:
+    seconds: float = 0.0
+    samples: int = 0
+    by_run: dict[str, float] = field(default_factory=dict)
+    lines: Counter[int] = field(default_factory=Counter)
+    spent_in: Counter[str] = field(default_factory=Counter)
+    owner: str = ""
+
+
+def time_findings(analysis: Analysis, limit: int = LIMIT) -> tuple[list[Finding], str]:
+    """The heaviest sites as findings, and one sentence on how they were measured."""
+    checked = [(r, s) for r in analysis.results.done if (s := _sites(analysis, r)) and s.get("ticks")]
+    if checked:
+        return _sampled_findings(analysis, checked, limit), "sampled"
+    return _profiled_findings(analysis, limit), "profiled"
+
+
+def _sampled_findings(analysis: Analysis, checked: list[tuple[RunRecord, dict[str, Any]]], limit: int) -> list[Finding]:
+    pooled: dict[tuple[str, int, str], _Pooled] = {}
+    line_seconds: dict[tuple[str, int, str], Counter[int]] = {}
+    walls = {r.id: float(s.get("unprofiled_wall_seconds") or r.value("unprofiled_wall_seconds") or 0.0) for r, s in checked}
+    total_wall = sum(walls.values())
+    for record, sites in checked:
+        per_tick = walls[record.id] / sites["ticks"]
+        for site in sites["sites"]:
+            key = (site["file"], int(site["first_line"]), site["function"])
+            item = pooled.setdefault(key, _Pooled(owner=site["owner"]))
+            seconds = site["samples"] * per_tick
+            item.seconds += seconds
+            item.samples += site["samples"]
+            item.by_run[record.id] = item.by_run.get(record.id, 0.0) + seconds
+            for owner, n in site["spent_in"].items():
+                item.spent_in[owner] += n
+            lines = line_seconds.setdefault(key, Counter())
+            for line, n in site["lines"]:
+                lines[int(line)] += n * per_tick
+    chosen = sorted(pooled.items(), key=lambda kv: kv[1].seconds, reverse=True)[:limit]
+    by_id = {r.id: (r, s) for r, s in checked}
+    findings = []
+    for key, item in chosen:
+        heaviest = max(item.by_run, key=lambda rid: item.by_run[rid])
+        record, sites = by_id[heaviest]
+        site = next(s for s in sites["sites"] if (s["file"], int(s["first_line"]), s["function"]) == key)
+        path = site["paths"][0] if site["paths"] else {"anchor": None, "steps": []}
+        finding = Finding(
+            kind="time", subject=key[2], amount=item.seconds, unit="s", measured="sampled", owner=item.owner,
+            file=key[0], first_line=key[1], share=item.seconds / total_wall if total_wall else None,
+            spent_in={o: n / item.samples for o, n in item.spent_in.most_common()} if item.samples else {},
+            hot_lines=[HotLine(line, s, s / total_wall if total_wall else 0.0)
+                       for line, s in line_seconds[key].most_common(3)],
+            anchor=path["anchor"],
+            path=_annotated(record, _pstat(analysis, record), [(st[0], st[1], int(st[2]), st[3]) for st in path["steps"]]),
+        )  # fmt: skip
+        finding.profiled_amount = _yappi_seconds(analysis, [r for r, _ in checked], key)
+        finding.windows = _windows(analysis, [r for r, _ in checked], key, item.by_run, walls)
+        _evidence(analysis, finding, item.samples, record)
+        finding.look_next = _look_next(analysis, record, finding)
+        findings.append(finding)
+    return findings
+
+
+def _annotated(record: RunRecord, stats: PStat | None, steps: Sequence[tuple[str, str, int, int | None]]) -> list[Step]:
+    """Each step of a path with yappi's count of calls along that edge (the first: its own calls)."""
+    iterations = _iterations(record)
+    index = _pstat_index(stats) if stats else {}
+    found: list[Step] = []
+    previous: tuple[str, int, str] | None = None
+    for name, file, first, line in steps:
+        key = index.get((file, first, _short(name)))
+        calls: int | None = None
+        if stats is not None and key is not None:
+            value = stats[key]
+            callers = value[4] or {}
+            edge = callers.get(previous) if previous is not None else None
+            if edge is None and previous is not None:  # called through the worker's own wrapper (a bar counter)
+                wrapped = [e for c, e in callers.items() if owner_of_frame(c[0], c[2]) is Owner.PROFILER]
+                edge = (0, sum(int(e[1]) for e in wrapped)) if wrapped else None
+            calls = int(value[1]) if previous is None or edge is None else int(edge[1])
+        found.append(Step(name, file, first, line, calls, _per(calls, iterations)))
+        previous = key
+    return found
+
+
+def _yappi_seconds(analysis: Analysis, records: Sequence[RunRecord], key: tuple[str, int, str]) -> float | None:
+    total, seen = 0.0, False
+    for record in records:
+        stats = _pstat(analysis, record)
+        if not stats:
+            continue
+        attributed = _cached_attributed(analysis, record, stats)
+        match = _pstat_index(stats).get((key[0], key[1], _short(key[2])))
+        if match is not None:
+            total += attributed.get(match, 0.0)
+            seen = True
+    return total if seen else None
+
+
+_ATTRIBUTED: dict[tuple[str, int], dict[tuple[str, int, str], float]] = {}
+
+
+def _cached_attributed(analysis: Analysis, record: RunRecord, stats: PStat) -> dict[tuple[str, int, str], float]:
+    cache_key = (str(analysis.results.store.resolve(record.value("pstat"))), id(stats))
+    if cache_key not in _ATTRIBUTED:
+        _ATTRIBUTED.clear() if len(_ATTRIBUTED) > 64 else None
+        _ATTRIBUTED[cache_key] = yappi_attributed(stats)
+    return _ATTRIBUTED[cache_key]
+
+
+def _windows(analysis: Analysis, records: Sequence[RunRecord], key: tuple[str, int, str], seconds: dict[str, float],
+             walls: dict[str, float]) -> list[WindowCost]:
+    found = []
+    for record in records:
+        row = _func_row(record, *key)
+        calls = row.ncall if row else None
+        wall = walls.get(record.id)
+        amount = seconds.get(record.id, 0.0)
+        found.append(WindowCost(record.id, amount, amount / wall if wall else None, calls, _per(calls, _iterations(record))))
+    return found
+
+
+def _profiled_findings(analysis: Analysis, limit: int) -> list[Finding]:
+    """Without a cross-check: yappi's attributed seconds, its heaviest caller chain, no lines."""
+    records = [r for r in analysis.results.done if _pstat(analysis, r)]
+    pooled: dict[tuple[str, int, str], dict[str, float]] = {}
+    for record in records:
+        stats = _pstat(analysis, record)
+        assert stats is not None
+        for key, seconds in _cached_attributed(analysis, record, stats).items():
+            pooled.setdefault(key, {})[record.id] = seconds
+    total_wall = sum(r.wall or 0.0 for r in records)
+    chosen = sorted(pooled.items(), key=lambda kv: sum(kv[1].values()), reverse=True)[:limit]
+    by_id = {r.id: r for r in records}
+    findings = []
+    for key, by_run in chosen:
+        seconds = sum(by_run.values())
+        heaviest = by_id[max(by_run, key=lambda rid: by_run[rid])]
+        stats = _pstat(analysis, heaviest)
+        assert stats is not None
+        chain = _heaviest_callers(stats, key)
+        anchor = ITERATION if chain and _short(chain[0][2]) == "on_trading_iteration" else "LumiBot"
+        owner = owner_of_frame(key[0], key[2])
+        finding = Finding(
+            kind="time", subject=key[2], amount=seconds, unit="s", measured="profiled", owner=str(owner or Owner.OTHER),
+            file=key[0], first_line=key[1], share=seconds / total_wall if total_wall else None, anchor=anchor,
+            path=_annotated(heaviest, stats, [(k[2], k[0], k[1], None) for k in chain]), profiled_amount=seconds,
+        )  # fmt: skip
+        walls = {r.id: r.wall or 0.0 for r in records}
+        finding.windows = _windows(analysis, records, key, by_run, walls)
+        _evidence(analysis, finding, None, heaviest)
+        finding.look_next = _look_next(analysis, heaviest, finding)
+        findings.append(finding)
+    return findings
+
+
+def _heaviest_callers(stats: PStat, key: tuple[str, int, str], depth: int = 14) -> list[tuple[str, int, str]]:
+    """The chain of heaviest callers (by the edge's cumulative time) up to the strategy's
+    ``on_trading_iteration`` or LumiBot's entry, outermost first."""
+    chain = [key]
+    current = key
+    for _ in range(depth):
+        callers = stats.get(current, (0, 0, 0, 0, {}))[4] or {}
+        if _short(current[2]) == "on_trading_iteration" and owner_of_frame(current[0], current[2]) is Owner.STRATEGY:
+            break
+        candidates = [(c, e) for c, e in callers.items() if c not in chain and owner_of_frame(c[0], c[2]) is not Owner.PROFILER]
+        if not candidates:
+            break
+        current = max(candidates, key=lambda ce: float(ce[1][3]))[0]
+        if _short(current[2]) in ("run_backtest", "run", "_run_trading_session"):
+            break
+        chain.append(current)
+    return list(reversed(chain))
+
+
+# -- evidence -------------------------------------------------------------------------------
+def _evidence(analysis: Analysis, finding: Finding, samples: int | None, heaviest: RunRecord) -> None:
+    measure = "unprofiled" if finding.measured == "sampled" else "profiled (yappi)"
+    if finding.share is not None:
+        spread = ", ".join(f"{w.run_id} {100 * w.share:.1f} %" for w in finding.windows if w.share is not None)
+        finding.evidence_for.append(f"{100 * finding.share:.1f} % of the {measure} wall of its windows ({spread})")
+    row = _func_row(heaviest, finding.file or "", finding.first_line or 0, finding.subject)
+    growth = {g.key: g for g in analysis.growth}
+    if row is not None and row.key in growth:
+        g = growth[row.key]
+        finding.evidence_for.append(
+            f"its time grows faster than the window: ∝ days^{g.exponent:.2f} over {g.runs} runs (R² {g.r_squared:.2f})")
+    _call_jumps(analysis, finding)
+    site = finding.windows
+    per_iteration = [w.per_iteration for w in site if w.per_iteration is not None]
+    if per_iteration and max(per_iteration) >= MANY_CALLS_PER_ITERATION:
+        finding.evidence_for.append(f"called {max(per_iteration):,.0f} times per iteration (yappi's call count / iterations)")
+    _cold_warm(analysis, finding)
+    _against(analysis, finding, samples, heaviest)
+
+
+def _call_jumps(analysis: Analysis, finding: Finding) -> None:
+    """A step of the path (or the site) whose calls per iteration differ by CALL_JUMP between windows."""
+    records = {r.id: r for r in analysis.results.done}
+    best: tuple[float, str] | None = None
+    for step in [*finding.path, Step(finding.subject, finding.file or "", finding.first_line or 0, None, None, None)]:
+        per_run = []
+        for run_id in (w.run_id for w in finding.windows):
+            record = records.get(run_id)
+            row = _func_row(record, step.file, step.first_line, step.function) if record else None
+            its = _iterations(record) if record else None
+            if row is not None and its:
+                per_run.append((row.ncall / its, row.ncall, run_id))
+        if len(per_run) < 2:
+            continue
+        low, high = min(per_run), max(per_run)
+        if low[0] > 0 and high[0] / low[0] >= CALL_JUMP:
+            jump = high[0] / low[0]
+            text = (f"the code path changes between windows: `{_short(step.function)}` ran {high[1]:,} times in {high[2]} "
+                    f"({high[0]:.2f} per iteration) against {low[1]:,} in {low[2]} ({low[0]:.2f} per iteration)")
+            if best is None or jump > best[0]:
+                best = (jump, text)
+    if best:
+        finding.evidence_for.append(best[1])
+
+
+def _cold_warm(analysis: Analysis, finding: Finding) -> None:
+    summary = analysis.results.plan.get("phase0")
+    rows = summary.get("code_path_changes") if isinstance(summary, dict) else None
+    if not rows:
+        return
+    wanted = {f"{Path(s.file).name}:{s.first_line}" for s in finding.path}
+    wanted.add(f"{Path(finding.file or '').name}:{finding.first_line}")
+    for row in rows:
+        where = str(row.get("function", "")).split(" ", 1)[0]
+        if where in wanted:
+            finding.evidence_for.append(
+                f"the cold and warm Phase 0 probes run it differently: `{row['function']}` {row['cold_calls']:,} → "
+                f"{row['warm_calls']:,} calls")
+            return
+
+
+def _against(analysis: Analysis, finding: Finding, samples: int | None, heaviest: RunRecord) -> None:
+    trust = analysis.trust.of(heaviest.id)
+    if trust is not None and trust.rows and finding.file:
+        probe = next((r for r in trust.rows.values() if r.module == finding.file and r.lineno == finding.first_line), None)
+        if probe is not None and probe.verdict == cc.OVER:
+            finding.evidence_against.append(
+                f"yappi over-states it in {heaviest.id} ({100 * (probe.yappi_inclusive or 0):.1f} % under yappi vs "
+                f"{100 * probe.sampled_inclusive:.1f} % sampled): trust the sampled seconds")
+    summary = analysis.results.plan.get("phase0")
+    band = summary.get("noise_band_percent") if isinstance(summary, dict) else None
+    shares = [w.share for w in finding.windows if w.share is not None]
+    if isinstance(band, int | float) and shares and 100 * max(shares) < band:
+        finding.evidence_against.append(
+            f"below the noise band in every window (at most {100 * max(shares):.1f} % of a window's wall; Phase 0's band "
+            f"is {band:.1f} %): fixing it could not be told from run-to-run noise")
+    if samples is not None and samples < FEW_SAMPLES:
+        finding.evidence_against.append(f"only {samples} samples: its share is uncertain by a fifth or more")
+    if finding.measured == "profiled":
+        finding.evidence_against.append("measured by yappi alone (no cross-check): yappi inflates many small Python calls")
+
+
+def _look_next(analysis: Analysis, record: RunRecord, finding: Finding) -> list[str]:
+    items = []
+    svg = record.value("sampled_svg")
+    if isinstance(svg, str):
+        items.append(f"flame graph `{svg}` (search for `{_short(finding.subject)}`)")
+    pstat = record.value("pstat")
+    if isinstance(pstat, str):
+        items.append(f"`python -c \"import pstats; pstats.Stats('{pstat}').sort_stats('cumulative')"
+                     f".print_callers('{_short(finding.subject)}')\"`")
+    if finding.hot_lines and finding.file:
+        items.append(f"the source: `{finding.file}:{finding.hot_lines[0].line}`")
+    return items
+
+
+# -- memory findings ------------------------------------------------------------------------
+def memory_findings(analysis: Analysis) -> list[Finding]:
+    """Peak RSS growing faster than the window length over the done Phase 1 runs."""
+    runs = [r for r in analysis.scaling_runs if isinstance(r.value("peak_rss_mb"), int | float)]
+    points = [(float(r.days), float(r.value("peak_rss_mb"))) for r in runs]
+    if len(points) < 3 or len({d for d, _ in points}) < 2:
+        return []
+    fit = growth_exponent(points)
+    if fit is None or fit.slope <= SUPERLINEAR_EXPONENT:
+        return []
+    longest = max(runs, key=lambda r: (r.days, r.value("peak_rss_mb")))
+    mb = float(longest.value("peak_rss_mb"))
+    sampled = (longest.value("sampled_pass") or {}).get("peak_rss_mb")
+    finding = Finding(
+        kind="memory", subject="peak RSS of the worker process", amount=mb * 1024 * 1024, unit="B",
+        measured="getrusage(RUSAGE_SELF).ru_maxrss of the profiled worker", owner="–",
+        profiled_amount=None if sampled is None else float(sampled) * 1024 * 1024,
+        windows=[WindowCost(r.id, float(r.value("peak_rss_mb")) * 1024 * 1024, None, None, None) for r in runs],
+    )  # fmt: skip
+    finding.evidence_for.append(
+        f"peak RSS grows as days^{fit.slope:.2f} over {fit.points} Phase 1 runs (R² {fit.r_squared:.2f}): faster than the window")
+    finding.evidence_against.append("peak RSS includes the interpreter and its imports (a fixed few hundred MB), which "
+                                    "makes this fit conservative; the memory pass says which sites hold the growth")
+    return [finding]
+
+
+def findings(analysis: Analysis, limit: int = LIMIT) -> tuple[list[Finding], str]:
+    timed, how = time_findings(analysis, limit)
+    return rank([*timed, *memory_findings(analysis)], limit), how
