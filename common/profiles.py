@@ -28,7 +28,7 @@ class FuncRow:
     @property
     def short(self) -> str:
         """``file.py:line name``: enough to find the function, short enough for a table."""
-        return f"{_file_name(self.module)}:{self.lineno} {self.name}"
+        return f"{file_name(self.module)}:{self.lineno} {self.name}"
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ class ThreadRow:
 
 
 @lru_cache(maxsize=8192)
-def _file_name(module: str) -> str:
+def file_name(module: str) -> str:
+    """The file's name (cached: a report formats the same few thousand modules many times)."""
     return Path(module).name
 
 

@@ -32,6 +32,7 @@ from common.attribution import INLINE, ITERATION
 from common.owners import Owner, owner_of_frame
 from common.profiles import FuncRow, module_tail
 from report.analysis import CALL_JUMP, Analysis
+from report.filecache import cached
 from report.resultset import RunRecord
 from report.scaling import SUPERLINEAR_EXPONENT, growth_exponent
 
@@ -112,24 +113,11 @@ def rank(findings: Iterable[Finding], limit: int = LIMIT) -> list[Finding]:
 
 
 # -- reading the per-run files, cached across rewrites of one supervisor session ------------
-_CACHE: dict[tuple[str, str], tuple[float, Any]] = {}
-
-
 def _cached(kind: str, path: Path, reader: Any) -> Any:
     try:
-        stamp = path.stat().st_mtime
-    except OSError:
-        return None
-    key = (kind, str(path))
-    hit = _CACHE.get(key)
-    if hit is not None and hit[0] == stamp:
-        return hit[1]
-    try:
-        value = reader(path)
+        return cached(kind, path, reader)
     except (OSError, ValueError, EOFError, TypeError):
-        value = None
-    _CACHE[key] = (stamp, value)
-    return value
+        return None
 
 
 def _sites(analysis: Analysis, record: RunRecord) -> dict[str, Any] | None:
@@ -157,8 +145,17 @@ def _fixable(file: str, name: str) -> bool:
     return module_tail(file).startswith("lumibot/") or owner_of_frame(file, name) is Owner.STRATEGY
 
 
+_INDEXES: dict[int, tuple[PStat, dict[tuple[str, int, str], tuple[str, int, str]]]] = {}
+
+
 def _pstat_index(stats: PStat) -> dict[tuple[str, int, str], tuple[str, int, str]]:
-    return {(k[0], k[1], _short(k[2])): k for k in stats}
+    """(file, first line, last part of the name) -> the pstat's key; cached per loaded pstat."""
+    hit = _INDEXES.get(id(stats))
+    if hit is None or hit[0] is not stats:
+        if len(_INDEXES) > 64:
+            _INDEXES.clear()
+        hit = _INDEXES[id(stats)] = (stats, {(k[0], k[1], _short(k[2])): k for k in stats})
+    return hit[1]
 
 
 def yappi_attributed(stats: PStat) -> dict[tuple[str, int, str], float]:
@@ -489,5 +486,9 @@ def memory_findings(analysis: Analysis) -> list[Finding]:
 
 
 def findings(analysis: Analysis, limit: int = LIMIT) -> tuple[list[Finding], str]:
-    timed, how = time_findings(analysis, limit)
-    return rank([*timed, *memory_findings(analysis)], limit), how
+    """The report's findings and how their seconds were measured (``sampled`` or ``profiled``); once per analysis."""
+    cached: tuple[list[Finding], str] | None = analysis.__dict__.get("_findings")
+    if cached is None:
+        timed, how = time_findings(analysis, limit)
+        cached = analysis.__dict__["_findings"] = (rank([*timed, *memory_findings(analysis)], limit), how)
+    return cached

@@ -62,14 +62,23 @@ def render_report(analysis: Analysis) -> str:
 
 def write_report(store: PlanStore) -> str:
     """Write ``<output_dir>/REPORT.md`` and its PNG charts; return a one-line message with the path."""
+    path, analysis = write(store, charts=True)
+    results = analysis.results
+    return f"report: {path} ({len(results.done)} of {len(results.records)} runs profiled, {len(analysis.charts)} charts)"
+
+
+def write(store: PlanStore, *, charts: bool) -> tuple[Path, Analysis]:
+    """Write REPORT.md (and, with ``charts``, its PNGs; without, the PNGs are left as they are and
+    the report says they come at the end); return its path and the analysis it was built from."""
     results = load(store)
     folder = results.output_dir
     folder.mkdir(parents=True, exist_ok=True)
-    analysis = Analysis(results)
-    analysis.charts = _charts(analysis, folder)
+    analysis = Analysis(results, charts_deferred=not charts)
+    if charts:
+        analysis.charts = _charts(analysis, folder)
     path = folder / REPORT_NAME
     atomic_write_bytes(path, render_report(analysis).encode())
-    return f"report: {path} ({len(results.done)} of {len(results.records)} runs profiled, {len(analysis.charts)} charts)"
+    return path, analysis
 
 
 def write_comparison(store: PlanStore, other: PlanStore) -> str:

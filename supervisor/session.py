@@ -56,6 +56,8 @@ class Options:
     executor: str = "local"
     address: str | None = None
     slots: int | None = None
+    after_result: Callable[[], str] | None = None
+    """Called after each recorded result (the CLI passes the report's live rewrite); returns a console line."""
 
 
 def cache_state(usage: Usage, before: int | None, after: int | None) -> str:
@@ -452,6 +454,8 @@ class Session:
         kept = self._record(run_id, result["status"], result)
         if kept != "recorded":
             return kept
+        if self.options.after_result is not None:
+            self.echo(self.options.after_result())
         spread = result["repeats"]
         if spread["n"] > 1:
             walls = spread.get("wall_seconds_total") or {}

@@ -19,8 +19,8 @@ from report.sections.threads import Threads
 from report.sections.trust import TrustSection
 
 SECTIONS = (
-    FindingsSection, OwnersSection, RunsTable, Cautions, PhaseSplit, MissingRuns, Phase0Section, AcrossRuns, TrustSection, Scaling, Threads, Invariants,
-    PerRun, LeftOut,
+    FindingsSection, OwnersSection, RunsTable, Cautions, PhaseSplit, MissingRuns, Phase0Section, AcrossRuns,
+    TrustSection, Scaling, Threads, Invariants, PerRun, LeftOut,
 )
 
 __all__ = ["SECTIONS", "Summary"]

@@ -35,7 +35,7 @@ def _path(finding: Finding) -> str:
     steps = finding.path
     shown = steps if len(steps) <= 8 else [*steps[:2], None, *steps[-5:]]
     text = " → ".join("…" if s is None else _step(s) for s in shown)
-    start = {"on_trading_iteration": "from the strategy's `on_trading_iteration`"}.get(finding.anchor or "", f"from {finding.anchor}")
+    start = "from the strategy's `on_trading_iteration`" if finding.anchor == "on_trading_iteration" else f"from {finding.anchor}"
     return f"{start}: {text}"
 
 
@@ -118,9 +118,10 @@ class OwnersSection:
             if not isinstance(table, dict) and r.value("peak_rss_mb") is None:
                 continue
             sampled_rss = (r.value("sampled_pass") or {}).get("peak_rss_mb")
+            waiting = (table or {}).get("waiting_share")
             rows.append([
                 r.id, md.plain((table or {}).get("source")), *owner_cells(table),
-                md.percent((table or {}).get("waiting_share") or 0.0, 1.0) if (table or {}).get("waiting_share") is not None else "–",
+                "–" if waiting is None else md.percent(waiting, 1.0),
                 f"**{table.get('verdict')}**" if isinstance(table, dict) else "–",
                 md.plain(r.value("peak_rss_mb")), md.plain(sampled_rss),
             ])  # fmt: skip
@@ -141,4 +142,4 @@ class OwnersSection:
         )
         headers = ["run", "source", *[str(o) for o in _OWNER_COLUMNS], "waiting", "verdict", "peak RSS MB profiled",
                    "peak RSS MB sampled"]
-        return "\n\n".join([head, intro, md.table(headers, rows, list(range(2, 10)) + [11, 12])])
+        return "\n\n".join([head, intro, md.table(headers, rows, [*range(2, 10), 11, 12])])
