@@ -21,7 +21,7 @@ from strategies.mes_momentum import MesMomentum
 
 
 class PlantedHistory(MesMomentum):
-    parameters: ClassVar[dict[str, Any]] = {**MesMomentum.parameters, "sleeptime": "5M", "rows_per_iteration": 60}
+    parameters: ClassVar[dict[str, Any]] = {**MesMomentum.parameters, "sleeptime": "30M", "rows_per_iteration": 15}
 
     def initialize(self) -> None:
         super().initialize()
@@ -46,7 +46,7 @@ def planted_line() -> int:
 
 
 class LumiBotHeavy(MesMomentum):
-    parameters: ClassVar[dict[str, Any]] = {**MesMomentum.parameters, "sleeptime": "5M", "lookups": 4}
+    parameters: ClassVar[dict[str, Any]] = {**MesMomentum.parameters, "sleeptime": "30M", "lookups": 4}
 
     def on_trading_iteration(self) -> None:
         for _ in range(int(self.parameters["lookups"])):
