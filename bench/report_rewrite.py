@@ -56,11 +56,11 @@ def grown(plan_path: Path) -> list[float]:
     from supervisor.plan import PlanStore
 
     plan = orjson.loads(plan_path.read_bytes())
-    done = [r["id"] for r in plan["runs"]]
+    done = [r["id"] for r in plan["runs"] if r["status"] == "done" and r["id"] in plan["results"]]
     times = []
     store = PlanStore(plan_path)
     times.append(_timed(rewrite, store))  # the first rewrite of the session: imports and every file parsed
-    for n in range(len(done), ELEVEN):
+    for n in range(len(plan["runs"]), ELEVEN):
         _copy_run(plan, plan_path.parent, done[n % len(done)], f"copy{n}")
         plan_path.write_bytes(orjson.dumps(plan, option=orjson.OPT_INDENT_2))
         times.append(_timed(rewrite, store))

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from common.collapsed import Frame, Stack
@@ -237,3 +238,73 @@ def owner_table_from_yappi(rows: Iterable[Any], wall_seconds: float | None) -> d
         "other_threads_share": None,
         "verdict": verdict({Owner(o): s for o, s in totals.items()}),
     }  # fmt: skip
+
+
+# -- yappi's figures for the same sites (the pstat of the profiled pass) ------------------------
+PStat = dict[tuple[str, int, str], tuple[Any, ...]]
+
+
+def _short(name: str) -> str:
+    return name.rsplit(".", 1)[-1]
+
+
+@lru_cache(maxsize=65536)
+def fixable_function(file: str, name: str) -> bool:
+    """:func:`fixable` for a function (a comprehension or lambda is part of the function it is written in)."""
+    if _short(name) in INLINE:
+        return False
+    return module_tail(file).startswith("lumibot/") or owner_of_frame(file, name) is Owner.STRATEGY
+
+
+def yappi_attributed(stats: PStat) -> dict[tuple[str, int, str], float]:
+    """Per site (fixable function): yappi's self time plus the cumulative time of the non-fixable
+    functions it calls directly (the pstat's caller edges): yappi's figure for a site as defined above."""
+    found: dict[tuple[str, int, str], float] = {}
+    for key, value in stats.items():
+        if fixable_function(key[0], key[2]):
+            found[key] = found.get(key, 0.0) + float(value[2])
+            continue
+        for caller, edge in (value[4] or {}).items():
+            if fixable_function(caller[0], caller[2]):
+                found[caller] = found.get(caller, 0.0) + float(edge[3])
+    return found
+
+
+def pstat_index(stats: PStat) -> dict[tuple[str, int, str], tuple[str, int, str]]:
+    """(file, first line, last part of the name) -> the pstat's own key (yappi and py-spy qualify names differently)."""
+    return {(k[0], k[1], _short(k[2])): k for k in stats}
+
+
+def step_calls(stats: PStat, index: dict[tuple[str, int, str], tuple[str, int, str]],
+               steps: Sequence[Sequence[Any]]) -> list[int | None]:
+    """yappi's calls along each step of a path: the first step's own calls, then each caller -> callee
+    edge (through the worker's own wrappers, e.g. its bar counter, when the edge passes one)."""
+    found: list[int | None] = []
+    previous: tuple[str, int, str] | None = None
+    for name, file, first, *_ in steps:
+        key = index.get((file, int(first), _short(name)))
+        calls: int | None = None
+        if key is not None:
+            value = stats[key]
+            callers = value[4] or {}
+            edge = callers.get(previous) if previous is not None else None
+            if edge is None and previous is not None:
+                wrapped = [e for c, e in callers.items() if owner_of_frame(c[0], c[2]) is Owner.PROFILER]
+                edge = (0, sum(int(e[1]) for e in wrapped)) if wrapped else None
+            calls = int(value[1]) if previous is None or edge is None else int(edge[1])
+        found.append(calls)
+        previous = key
+    return found
+
+
+def annotate(sites: dict[str, Any], stats: PStat) -> None:
+    """Add yappi's figures to a window's sites (in place): ``yappi_seconds`` per site and each path
+    step's call count, so the report never needs to load the pstat again."""
+    attributed = yappi_attributed(stats)
+    index = pstat_index(stats)
+    for site in sites["sites"]:
+        key = index.get((site["file"], int(site["first_line"]), _short(site["function"])))
+        site["yappi_seconds"] = None if key is None else round(attributed.get(key, 0.0), 6)
+        for path in site["paths"]:
+            for step, calls in zip(path["steps"], step_calls(stats, index, path["steps"]), strict=True):
+                step.append(calls)

@@ -28,21 +28,20 @@ from pathlib import Path
 from typing import Any
 
 from common import crosscheck as cc
-from common.attribution import INLINE, ITERATION
+from common.attribution import ITERATION, PStat, pstat_index, step_calls, yappi_attributed
 from common.owners import Owner, owner_of_frame
-from common.profiles import FuncRow, module_tail
+from common.profiles import FuncRow
 from report.analysis import CALL_JUMP, Analysis
 from report.filecache import cached
 from report.resultset import RunRecord
-from report.scaling import SUPERLINEAR_EXPONENT, growth_exponent
+from report.scaling import SUPERLINEAR_EXPONENT, Growth, growth_exponent, superlinear
+from report.trust import load_run
 
 LIMIT = 5
 MANY_CALLS_PER_ITERATION = 10.0
 """A function called at least this often per iteration: a loop someone may not know they wrote."""
 FEW_SAMPLES = 30
 """Fewer samples than this: the share's binomial error is a fifth of the share or more."""
-
-PStat = dict[tuple[str, int, str], tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -138,49 +137,23 @@ def _short(name: str) -> str:
     return name.rsplit(".", 1)[-1]
 
 
-def _fixable(file: str, name: str) -> bool:
-    """A site, as :func:`common.attribution.fixable` says; a comprehension or lambda is part of its caller."""
-    if _short(name) in INLINE:
-        return False
-    return module_tail(file).startswith("lumibot/") or owner_of_frame(file, name) is Owner.STRATEGY
-
-
-_INDEXES: dict[int, tuple[PStat, dict[tuple[str, int, str], tuple[str, int, str]]]] = {}
-
-
-def _pstat_index(stats: PStat) -> dict[tuple[str, int, str], tuple[str, int, str]]:
-    """(file, first line, last part of the name) -> the pstat's key; cached per loaded pstat."""
-    hit = _INDEXES.get(id(stats))
-    if hit is None or hit[0] is not stats:
-        if len(_INDEXES) > 64:
-            _INDEXES.clear()
-        hit = _INDEXES[id(stats)] = (stats, {(k[0], k[1], _short(k[2])): k for k in stats})
-    return hit[1]
-
-
-def yappi_attributed(stats: PStat) -> dict[tuple[str, int, str], float]:
-    """Per fixable function: yappi's self time plus the time of the non-fixable functions it calls
-    directly (the pstat's caller edges), i.e. yappi's figure for a site as :mod:`common.attribution` defines it."""
-    found: dict[tuple[str, int, str], float] = {}
-    for key, value in stats.items():
-        if _fixable(key[0], key[2]):
-            found[key] = found.get(key, 0.0) + float(value[2])
-            continue
-        for caller, edge in (value[4] or {}).items():
-            if _fixable(caller[0], caller[2]):
-                found[caller] = found.get(caller, 0.0) + float(edge[3])
-    return found
-
-
 def _iterations(record: RunRecord) -> int | None:
     value = record.value("iterations")
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
+_ROWS: dict[int, tuple[list[FuncRow], dict[tuple[str, int, str], FuncRow]]] = {}
+
+
 def _func_row(record: RunRecord, file: str, first_line: int, name: str) -> FuncRow | None:
-    short = _short(name)
-    return next((r for r in record.funcs or [] if r.lineno == first_line and r.module == file and _short(r.name) == short),
-                None)
+    """The run's yappi row of this function (file, first line, last part of the name); indexed once per parsed profile."""
+    rows = record.funcs or []
+    hit = _ROWS.get(id(rows))
+    if hit is None or hit[0] is not rows:
+        if len(_ROWS) > 64:
+            _ROWS.clear()
+        hit = _ROWS[id(rows)] = (rows, {(r.module, r.lineno, _short(r.name)): r for r in rows})
+    return hit[1].get((file, first_line, _short(name)))
 
 
 def _per(calls: int | None, iterations: int | None) -> float | None:
@@ -240,9 +213,9 @@ def _sampled_findings(analysis: Analysis, checked: list[tuple[RunRecord, dict[st
             hot_lines=[HotLine(line, s, s / total_wall if total_wall else 0.0)
                        for line, s in line_seconds[key].most_common(3)],
             anchor=path["anchor"],
-            path=_annotated(record, _pstat(analysis, record), [(st[0], st[1], int(st[2]), st[3]) for st in path["steps"]]),
+            path=_steps(record, [(st[0], st[1], int(st[2]), st[3], st[4] if len(st) > 4 else None) for st in path["steps"]]),
         )  # fmt: skip
-        finding.profiled_amount = _yappi_seconds(analysis, [r for r, _ in checked], key)
+        finding.profiled_amount = _yappi_seconds(checked, key)
         finding.windows = _windows(analysis, [r for r, _ in checked], key, item.by_run, walls)
         _evidence(analysis, finding, item.samples, record)
         finding.look_next = _look_next(analysis, record, finding)
@@ -250,51 +223,29 @@ def _sampled_findings(analysis: Analysis, checked: list[tuple[RunRecord, dict[st
     return findings
 
 
-def _annotated(record: RunRecord, stats: PStat | None, steps: Sequence[tuple[str, str, int, int | None]]) -> list[Step]:
-    """Each step of a path with yappi's count of calls along that edge (the first: its own calls)."""
+def _steps(record: RunRecord, steps: Sequence[tuple[str, str, int, int | None, int | None]]) -> list[Step]:
     iterations = _iterations(record)
-    index = _pstat_index(stats) if stats else {}
-    found: list[Step] = []
-    previous: tuple[str, int, str] | None = None
-    for name, file, first, line in steps:
-        key = index.get((file, first, _short(name)))
-        calls: int | None = None
-        if stats is not None and key is not None:
-            value = stats[key]
-            callers = value[4] or {}
-            edge = callers.get(previous) if previous is not None else None
-            if edge is None and previous is not None:  # called through the worker's own wrapper (a bar counter)
-                wrapped = [e for c, e in callers.items() if owner_of_frame(c[0], c[2]) is Owner.PROFILER]
-                edge = (0, sum(int(e[1]) for e in wrapped)) if wrapped else None
-            calls = int(value[1]) if previous is None or edge is None else int(edge[1])
-        found.append(Step(name, file, first, line, calls, _per(calls, iterations)))
-        previous = key
-    return found
+    return [Step(name, file, first, line, calls, _per(calls, iterations)) for name, file, first, line, calls in steps]
 
 
-def _yappi_seconds(analysis: Analysis, records: Sequence[RunRecord], key: tuple[str, int, str]) -> float | None:
-    total, seen = 0.0, False
-    for record in records:
-        stats = _pstat(analysis, record)
-        if not stats:
-            continue
-        attributed = _cached_attributed(analysis, record, stats)
-        match = _pstat_index(stats).get((key[0], key[1], _short(key[2])))
-        if match is not None:
-            total += attributed.get(match, 0.0)
-            seen = True
-    return total if seen else None
+def _yappi_seconds(checked: Sequence[tuple[RunRecord, dict[str, Any]]], key: tuple[str, int, str]) -> float | None:
+    """yappi's figure for the site (added to the sites file by the supervisor), summed over the windows."""
+    values = [s.get("yappi_seconds") for _, sites in checked for s in sites["sites"]
+              if (s["file"], int(s["first_line"]), s["function"]) == key]
+    known = [float(v) for v in values if isinstance(v, int | float)]
+    return sum(known) if known else None
 
 
-_ATTRIBUTED: dict[tuple[str, int], dict[tuple[str, int, str], float]] = {}
+_ATTRIBUTED: dict[int, tuple[PStat, dict[tuple[str, int, str], float]]] = {}
 
 
-def _cached_attributed(analysis: Analysis, record: RunRecord, stats: PStat) -> dict[tuple[str, int, str], float]:
-    cache_key = (str(analysis.results.store.resolve(record.value("pstat"))), id(stats))
-    if cache_key not in _ATTRIBUTED:
-        _ATTRIBUTED.clear() if len(_ATTRIBUTED) > 64 else None
-        _ATTRIBUTED[cache_key] = yappi_attributed(stats)
-    return _ATTRIBUTED[cache_key]
+def _attributed(stats: PStat) -> dict[tuple[str, int, str], float]:
+    hit = _ATTRIBUTED.get(id(stats))
+    if hit is None or hit[0] is not stats:
+        if len(_ATTRIBUTED) > 64:
+            _ATTRIBUTED.clear()
+        hit = _ATTRIBUTED[id(stats)] = (stats, yappi_attributed(stats))
+    return hit[1]
 
 
 def _windows(analysis: Analysis, records: Sequence[RunRecord], key: tuple[str, int, str], seconds: dict[str, float],
@@ -316,7 +267,7 @@ def _profiled_findings(analysis: Analysis, limit: int) -> list[Finding]:
     for record in records:
         stats = _pstat(analysis, record)
         assert stats is not None
-        for key, seconds in _cached_attributed(analysis, record, stats).items():
+        for key, seconds in _attributed(stats).items():
             pooled.setdefault(key, {})[record.id] = seconds
     total_wall = sum(r.wall or 0.0 for r in records)
     chosen = sorted(pooled.items(), key=lambda kv: sum(kv[1].values()), reverse=True)[:limit]
@@ -333,7 +284,10 @@ def _profiled_findings(analysis: Analysis, limit: int) -> list[Finding]:
         finding = Finding(
             kind="time", subject=key[2], amount=seconds, unit="s", measured="profiled", owner=str(owner or Owner.OTHER),
             file=key[0], first_line=key[1], share=seconds / total_wall if total_wall else None, anchor=anchor,
-            path=_annotated(heaviest, stats, [(k[2], k[0], k[1], None) for k in chain]), profiled_amount=seconds,
+            path=_steps(heaviest, [(k[2], k[0], k[1], None, c) for k, c in
+                                   zip(chain, step_calls(stats, pstat_index(stats), [(k[2], k[0], k[1]) for k in chain]),
+                                       strict=True)]),
+            profiled_amount=seconds,
         )  # fmt: skip
         walls = {r.id: r.wall or 0.0 for r in records}
         finding.windows = _windows(analysis, records, key, by_run, walls)
@@ -368,12 +322,10 @@ def _evidence(analysis: Analysis, finding: Finding, samples: int | None, heavies
     if finding.share is not None:
         spread = ", ".join(f"{w.run_id} {100 * w.share:.1f} %" for w in finding.windows if w.share is not None)
         finding.evidence_for.append(f"{100 * finding.share:.1f} % of the {measure} wall of its windows ({spread})")
-    row = _func_row(heaviest, finding.file or "", finding.first_line or 0, finding.subject)
-    growth = {g.key: g for g in analysis.growth}
-    if row is not None and row.key in growth:
-        g = growth[row.key]
-        finding.evidence_for.append(
-            f"its time grows faster than the window: ∝ days^{g.exponent:.2f} over {g.runs} runs (R² {g.r_squared:.2f})")
+    growth = _growth(analysis, finding)
+    if growth is not None:
+        finding.evidence_for.append(f"its time grows faster than the window: ∝ days^{growth.exponent:.2f} over "
+                                    f"{growth.runs} Phase 1 runs (R² {growth.r_squared:.2f}; yappi's cumulative seconds)")
     _call_jumps(analysis, finding)
     site = finding.windows
     per_iteration = [w.per_iteration for w in site if w.per_iteration is not None]
@@ -381,6 +333,17 @@ def _evidence(analysis: Analysis, finding: Finding, samples: int | None, heavies
         finding.evidence_for.append(f"called {max(per_iteration):,.0f} times per iteration (yappi's call count / iterations)")
     _cold_warm(analysis, finding)
     _against(analysis, finding, samples, heaviest)
+
+
+def _growth(analysis: Analysis, finding: Finding) -> Growth | None:
+    """The scaling section's super-linear rule, for this one function (the whole table pools every profile)."""
+    points = []
+    for record in analysis.scaling_runs:
+        row = _func_row(record, finding.file or "", finding.first_line or 0, finding.subject)
+        if row is not None:
+            points.append((record.days, row.cumulative))
+    found = superlinear({finding.subject: points})
+    return found[0] if found else None
 
 
 def _call_jumps(analysis: Analysis, finding: Finding) -> None:
@@ -425,7 +388,7 @@ def _cold_warm(analysis: Analysis, finding: Finding) -> None:
 
 
 def _against(analysis: Analysis, finding: Finding, samples: int | None, heaviest: RunRecord) -> None:
-    trust = analysis.trust.of(heaviest.id)
+    trust = load_run(analysis.results, heaviest)  # this run's cross-check only (cached), not the plan's
     if trust is not None and trust.rows and finding.file:
         probe = next((r for r in trust.rows.values() if r.module == finding.file and r.lineno == finding.first_line), None)
         if probe is not None and probe.verdict == cc.OVER:

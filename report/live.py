@@ -2,9 +2,11 @@
 
 The supervisor never imports the report (``tests/test_layout.py``): the CLI hands this function
 to the session as a callback. It must stay cheap (``make bench``: ``bench/report_rewrite.py``),
-so it leaves the PNG charts for the end of the plan, reuses the per-run files it already parsed
-(:mod:`report.findings` caches them by modification time) and never raises: a report that cannot
-be written costs the run nothing but a console line.
+so it renders only the findings, the owner table and the runs (the summary, offender tables,
+scaling and cross-check tables pool every profile of the plan: seconds per rewrite on a long plan),
+leaves the charts for the end, reuses the per-run files it already parsed
+(:mod:`report.filecache`) and never raises: a report that cannot be written costs the run nothing
+but a console line. ``make profile`` writes the full report when the plan ends.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def rewrite(store: PlanStore) -> str:
         from report.findings import findings
         from report.write import write
 
-        path, analysis = write(store, charts=False)
+        path, analysis = write(store, live=True)
         found, _ = findings(analysis)
     except Exception as exc:  # the report is a by-product: it must never stop the queue
         return f"report     not rewritten: {type(exc).__name__}: {exc}".splitlines()[0]

@@ -12,7 +12,9 @@ py-spy or one that cannot attach is recorded as ``cross_check: "unavailable: <re
 
 from __future__ import annotations
 
+import contextlib
 import json
+import marshal
 import os
 import re
 import shutil
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from common import crosscheck as cc
-from common.attribution import attribute, owner_table
+from common.attribution import annotate, attribute, owner_table
 from common.collapsed import read_stacks, write_function_level
 from common.deflines import hints_from
 from common.fingerprints import differences as fingerprint_differences
@@ -230,8 +232,12 @@ def compare_passes(
     cc.write_csv(rows, paths.csv)
     plain_wall = sampled.get("wall_seconds_total")
     attribution = attribute(read_stacks(paths.lines), hints)
-    paths.sites.write_text(json.dumps({"run_id": run_id, "rate_hz": rate_hz, "unprofiled_wall_seconds": plain_wall,
-                                       **attribution.to_json()}, indent=1))
+    sites = {"run_id": run_id, "rate_hz": rate_hz, "unprofiled_wall_seconds": plain_wall, **attribution.to_json()}
+    pstat = (profiled.get("files") or {}).get("pstat")
+    if pstat:  # without it the sites stay without yappi's figures; the report says "–"
+        with contextlib.suppress(OSError, ValueError, EOFError, TypeError, KeyError):
+            annotate(sites, marshal.loads(Path(pstat).read_bytes()))
+    paths.sites.write_text(json.dumps(sites, indent=1))
     differences = fingerprint_differences(outcome_of(profiled), outcome_of(sampled))
     notes = [f"sampled pass's backtest differs from the profiled one: {', '.join(differences)}"] if differences else []
     fields = {
