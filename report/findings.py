@@ -31,6 +31,7 @@ from common import crosscheck as cc
 from common.attribution import ITERATION, PStat, pstat_index, step_calls, yappi_attributed
 from common.owners import Owner, owner_of_frame
 from common.profiles import FuncRow
+from report import markdown as md
 from report.analysis import CALL_JUMP, Analysis
 from report.filecache import cached
 from report.resultset import RunRecord
@@ -364,7 +365,7 @@ def _call_jumps(analysis: Analysis, finding: Finding) -> None:
         if low[0] > 0 and high[0] / low[0] >= CALL_JUMP:
             jump = high[0] / low[0]
             text = (f"the code path changes between windows: `{_short(step.function)}` ran {high[1]:,} times in {high[2]} "
-                    f"({high[0]:.2f} per iteration) against {low[1]:,} in {low[2]} ({low[0]:.2f} per iteration)")
+                    f"({md.rate(high[0])} per iteration) against {low[1]:,} in {low[2]} ({md.rate(low[0])} per iteration)")
             if best is None or jump > best[0]:
                 best = (jump, text)
     if best:

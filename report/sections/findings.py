@@ -25,7 +25,7 @@ def _amount(finding: Finding) -> str:
 def _step(step: Step) -> str:
     where = f"{Path(step.file).name}:{step.line if step.line is not None else step.first_line}"
     calls = "–" if step.calls is None else f"{step.calls:,}"
-    per = "" if step.per_iteration is None else f", {step.per_iteration:,.2f}/iteration"
+    per = "" if step.per_iteration is None else f", {md.rate(step.per_iteration)}/iteration"
     return f"`{step.function}` ({where}; {calls} calls{per})"
 
 
