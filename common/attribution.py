@@ -31,6 +31,7 @@ from typing import Any
 from common.collapsed import Frame, Stack
 from common.crosscheck import OUTSIDE_THREADS, SCOPE_FILE, SCOPE_NAME
 from common.deflines import Hints, first_line
+from common.offenders import wrapped_function
 from common.owners import Owner, owner_of_frame, owner_of_stack, verdict
 from common.profiles import module_tail
 
@@ -212,21 +213,19 @@ def owner_table(attribution: Attribution, wall_seconds: float | None) -> dict[st
     }
 
 
-def owner_table_from_yappi(rows: Iterable[Any], wall_seconds: float | None) -> dict[str, Any]:
-    """The same table from yappi's flat self times, when no sampled pass ran.
+def owner_table_from_yappi(rows: Iterable[tuple[str, str, float]], wall_seconds: float | None) -> dict[str, Any]:
+    """The same table from yappi's flat self times ``(module, name, self seconds)``, when no sampled pass ran.
 
     A function's self time goes to its own owner; generic code (stdlib, unknown packages) has no
     caller in a flat table, so it stays ``other``; thread waits (the offender tables' wrappers) are
     left out. Summed over every thread, so idle helper threads may add to LumiBot's share.
     """
-    from common.offenders import is_wrapper
-
-    totals: Counter[str] = Counter()
-    for row in rows:
-        if is_wrapper(row):
+    totals: dict[str, float] = {}
+    for module, name, self_seconds in rows:
+        if wrapped_function(module, name):
             continue
-        owner = owner_of_frame(row.module, row.name) or Owner.OTHER
-        totals[str(owner)] += row.self_time
+        owner = str(owner_of_frame(module, name) or Owner.OTHER)
+        totals[owner] = totals.get(owner, 0.0) + self_seconds
     return {
         "source": "profiled",
         "measured": "yappi self time of the profiled pass, summed over all threads, thread waits left out; "

@@ -218,7 +218,7 @@ def _sampled_findings(analysis: Analysis, checked: list[tuple[RunRecord, dict[st
         )  # fmt: skip
         finding.profiled_amount = _yappi_seconds(checked, key)
         finding.windows = _windows(analysis, [r for r, _ in checked], key, item.by_run, walls)
-        _evidence(analysis, finding, item.samples, record)
+        _evidence(analysis, finding, item.samples, record, site.get("crosscheck"))
         finding.look_next = _look_next(analysis, record, finding)
         findings.append(finding)
     return findings
@@ -318,7 +318,8 @@ def _heaviest_callers(stats: PStat, key: tuple[str, int, str], depth: int = 14) 
 
 
 # -- evidence -------------------------------------------------------------------------------
-def _evidence(analysis: Analysis, finding: Finding, samples: int | None, heaviest: RunRecord) -> None:
+def _evidence(analysis: Analysis, finding: Finding, samples: int | None, heaviest: RunRecord,
+              crosscheck: dict[str, Any] | None = None) -> None:
     measure = "unprofiled" if finding.measured == "sampled" else "profiled (yappi)"
     if finding.share is not None:
         spread = ", ".join(f"{w.run_id} {100 * w.share:.1f} %" for w in finding.windows if w.share is not None)
@@ -333,7 +334,7 @@ def _evidence(analysis: Analysis, finding: Finding, samples: int | None, heavies
     if per_iteration and max(per_iteration) >= MANY_CALLS_PER_ITERATION:
         finding.evidence_for.append(f"called {max(per_iteration):,.0f} times per iteration (yappi's call count / iterations)")
     _cold_warm(analysis, finding)
-    _against(analysis, finding, samples, heaviest)
+    _against(analysis, finding, samples, heaviest, crosscheck)
 
 
 def _growth(analysis: Analysis, finding: Finding) -> Growth | None:
@@ -388,14 +389,18 @@ def _cold_warm(analysis: Analysis, finding: Finding) -> None:
             return
 
 
-def _against(analysis: Analysis, finding: Finding, samples: int | None, heaviest: RunRecord) -> None:
-    trust = load_run(analysis.results, heaviest)  # this run's cross-check only (cached), not the plan's
-    if trust is not None and trust.rows and finding.file:
+def _against(analysis: Analysis, finding: Finding, samples: int | None, heaviest: RunRecord,
+             crosscheck: dict[str, Any] | None) -> None:
+    if crosscheck is None and finding.measured == "sampled":  # a sites file written before it carried the verdict
+        trust = load_run(analysis.results, heaviest)
         probe = next((r for r in trust.rows.values() if r.module == finding.file and r.lineno == finding.first_line), None)
-        if probe is not None and probe.verdict == cc.OVER:
-            finding.evidence_against.append(
-                f"yappi over-states it in {heaviest.id} ({100 * (probe.yappi_inclusive or 0):.1f} % under yappi vs "
-                f"{100 * probe.sampled_inclusive:.1f} % sampled): trust the sampled seconds")
+        if probe is not None:
+            crosscheck = {"verdict": probe.verdict, "yappi_inclusive": probe.yappi_inclusive,
+                          "sampled_inclusive": probe.sampled_inclusive}
+    if crosscheck is not None and crosscheck.get("verdict") == cc.OVER:
+        finding.evidence_against.append(
+            f"yappi over-states it in {heaviest.id} ({100 * (crosscheck.get('yappi_inclusive') or 0):.1f} % under yappi vs "
+            f"{100 * (crosscheck.get('sampled_inclusive') or 0):.1f} % sampled): trust the sampled seconds")
     summary = analysis.results.plan.get("phase0")
     band = summary.get("noise_band_percent") if isinstance(summary, dict) else None
     shares = [w.share for w in finding.windows if w.share is not None]

@@ -234,6 +234,11 @@ def compare_passes(
     attribution = attribute(read_stacks(paths.lines), hints)
     sites = {"run_id": run_id, "rate_hz": rate_hz, "unprofiled_wall_seconds": plain_wall, **attribution.to_json()}
     pstat = (profiled.get("files") or {}).get("pstat")
+    verdicts = {(r.module, r.lineno, r.function.rsplit(".", 1)[-1]): r for r in rows}
+    for site in sites["sites"]:  # the cross-check's word on each site, so the report need not read the CSV
+        row = verdicts.get((site["file"], int(site["first_line"]), site["function"].rsplit(".", 1)[-1]))
+        site["crosscheck"] = None if row is None else {
+            "verdict": row.verdict, "yappi_inclusive": row.yappi_inclusive, "sampled_inclusive": row.sampled_inclusive}
     if pstat:  # without it the sites stay without yappi's figures; the report says "–"
         with contextlib.suppress(OSError, ValueError, EOFError, TypeError, KeyError):
             annotate(sites, marshal.loads(Path(pstat).read_bytes()))

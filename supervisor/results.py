@@ -10,9 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from common.attribution import owner_table_from_yappi
 from common.cadence import iteration_warning, iterations_expected_at_most
-from common.profiles import read_funcs
 from supervisor.claims import utc_now
 from supervisor.plan import PlanStore, run_dates
 from supervisor.runner import Outcome
@@ -106,23 +104,11 @@ def build_result(
         "cache_files_before": answer.get("cache_files_before"),
         "cache_files_after": answer.get("cache_files_after"),
         "fingerprint": answer.get("fingerprint"),
-        "time_by_owner": _yappi_owners(answer),
+        "time_by_owner": answer.get("time_by_owner"),
     }
     if extra:
         result.update(extra)
     return result
-
-
-def _yappi_owners(answer: dict[str, Any]) -> dict[str, Any] | None:
-    """The owner table from yappi's self times; the cross-check replaces it with the sampled one."""
-    csv_path = (answer.get("files") or {}).get("top_functions_csv")
-    wall = answer.get("wall_seconds_total")
-    if not csv_path or answer.get("partial"):
-        return None
-    try:
-        return owner_table_from_yappi(read_funcs(Path(csv_path)), wall if isinstance(wall, int | float) else None)
-    except (OSError, ValueError, KeyError):
-        return None
 
 
 def error_result(run: dict[str, Any], reason: str) -> dict[str, Any]:

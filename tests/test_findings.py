@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 
 from common.collapsed import Stack, read_stacks
-from common.owners import Owner, owner_of_stack, verdict
+from common.offenders import is_wrapper
+from common.owners import Owner, owner_of_frame, owner_of_stack, verdict
+from common.profiles import read_funcs
 from report.analysis import Analysis
 from report.findings import Finding, findings
 from report.resultset import load as load_results
@@ -32,8 +34,9 @@ NO_ANALYSIS = {"show_plot": False, "show_tearsheet": False, "show_indicators": F
 LOOKUPS = 4
 
 
-def _start(folder: Path, run_id: str, strategy: str, parameters: dict[str, Any]) -> tuple[Path, subprocess.Popen[str]]:
-    meta = {"strategy": strategy, "strategy_parameters": parameters, "phase1_mode": "single", "cross_check": "sampled",
+def _start(folder: Path, run_id: str, strategy: str, parameters: dict[str, Any],
+           cross_check: str = "sampled") -> tuple[Path, subprocess.Popen[str]]:
+    meta = {"strategy": strategy, "strategy_parameters": parameters, "phase1_mode": "single", "cross_check": cross_check,
             "backtest_options": NO_ANALYSIS}
     plan = write_plan(folder, [short_run(run_id, "2024-09-03", "2024-09-05")], meta)
     proc = subprocess.Popen([sys.executable, "-m", "supervisor", "--plan", str(plan)], cwd=plan.parent,
@@ -49,6 +52,8 @@ def planted_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pa
                           {"sleeptime": "30M"}),
         "lumibot": _start(tmp_path_factory.mktemp("lumibot"), "lumibot", "tests.strategies.planted:LumiBotHeavy",
                           {"sleeptime": "30M", "lookups": LOOKUPS}),
+        "yappi-only": _start(tmp_path_factory.mktemp("yappi-only"), "yappi-only", "tests.strategies.planted:PlantedHistory",
+                             {"sleeptime": "30M"}, cross_check="off"),
     }
     found = {}
     for run_id, (plan, proc) in started.items():
@@ -58,10 +63,10 @@ def planted_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Pa
     return found
 
 
-def _first(plan: Path) -> tuple[Finding, Analysis]:
+def _first(plan: Path, measured: str = "sampled") -> tuple[Finding, Analysis]:
     analysis = Analysis(load_results(PlanStore(plan)))
     found, how = findings(analysis)
-    assert how == "sampled" and found
+    assert how == measured and found
     return found[0], analysis
 
 
@@ -164,3 +169,30 @@ def test_time_spent_in_lumibot_is_lumibots(planted_runs: dict[str, tuple[Path, d
     strategy_leaf = sum(s.count for s in counted if owner_of_stack([(f.file, f.name) for f in s.frames]) is Owner.STRATEGY)
     assert strategy_leaf / ticks < 0.05
     assert result["time_by_owner"]["verdict"] == _own_verdict(counted) == "LumiBot-bound"
+
+
+@pytest.mark.slow
+def test_without_a_cross_check_the_findings_come_from_yappi_and_say_so(
+    planted_runs: dict[str, tuple[Path, dict[str, Any], str]],
+) -> None:
+    plan, result, _ = planted_runs["yappi-only"]
+    assert result["cross_check"] == "off"
+    first, _ = _first(plan, measured="profiled")
+    assert first.subject.endswith("rebuild_history") and first.file == PLANTED_FILE and not first.hot_lines
+    assert first.measured == "profiled" and first.profiled_amount == first.amount
+    stats = _pstat(plan, result)
+    plant = next(k for k in stats if k[2].endswith("rebuild_history"))
+    assert first.amount >= stats[plant][2]  # at least its own self time; the pandas under it is added
+    assert [s.function.rsplit(".", 1)[-1] for s in first.path][-2:] == ["on_trading_iteration", "rebuild_history"]
+    assert first.path[-1].calls == result["iterations"]
+    # The owner table is yappi's (the worker's own stats), and its verdict is the one the CSV gives.
+    table = result["time_by_owner"]
+    assert table["source"] == "profiled"
+    totals: Counter[Owner] = Counter()
+    for row in read_funcs(plan.parent / result["top_functions_csv"]):
+        if not is_wrapper(row):
+            totals[owner_of_frame(row.module, row.name) or Owner.OTHER] += row.self_time
+    assert table["verdict"] == verdict(totals)
+    assert table["seconds"][str(Owner.DATA)] == pytest.approx(totals[Owner.DATA], abs=0.002)
+    report = (plan.parent / "profiling" / "REPORT.md").read_text()
+    assert "come from **yappi alone**" in report.split("## Findings", 1)[1]
