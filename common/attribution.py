@@ -257,9 +257,13 @@ def fixable_function(file: str, name: str) -> bool:
 
 def yappi_attributed(stats: PStat) -> dict[tuple[str, int, str], float]:
     """Per site (fixable function): yappi's self time plus the cumulative time of the non-fixable
-    functions it calls directly (the pstat's caller edges): yappi's figure for a site as defined above."""
+    functions it calls directly (the pstat's caller edges): yappi's figure for a site as defined above.
+    Waits are left out as in the offender tables (:mod:`common.offenders`); a helper thread's loop
+    that sleeps in C (``time.sleep``) still counts, since yappi books it as that loop's own time."""
     found: dict[tuple[str, int, str], float] = {}
     for key, value in stats.items():
+        if wrapped_function(key[0], key[2]):
+            continue  # thread waits (queue, threading, lock acquires) and entry points: nobody's work
         if fixable_function(key[0], key[2]):
             found[key] = found.get(key, 0.0) + float(value[2])
             continue
