@@ -455,7 +455,9 @@ class Session:
         if kept != "recorded":
             return kept
         if self.options.after_result is not None:
-            self.echo(self.options.after_result())
+            line = self.options.after_result()
+            if not self.options.quiet:  # --quiet keeps the result lines only; the report is rewritten all the same
+                self.echo(line)
         spread = result["repeats"]
         if spread["n"] > 1:
             walls = spread.get("wall_seconds_total") or {}
