@@ -50,4 +50,5 @@ bench: install
 clean:
 	rm -rf profiling/work profiling/cache profiling/gateway profiling/*.csv profiling/*.pstat \
 	       profiling/*.callgrind profiling/*.log profiling/REPORT.md profiling/*.png \
-	       profiling/*.sampled.svg profiling/*.sampled.collapsed.txt
+	       profiling/*.sampled.svg profiling/*.sampled.collapsed.txt profiling/*.sampled.lines.collapsed.txt \
+	       profiling/*.sampled.sites.json

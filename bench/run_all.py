@@ -21,6 +21,7 @@ SCRIPTS = (
     "progress_overhead",
     "eta_accuracy",
     "supervisor_overhead",
+    "report_rewrite",
     "analysis_phase",
     "plan_cost",
     "gateway_speed",

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from common.collapsed import Frame, Stack
 from common.offenders import is_wrapper
-from common.profiles import FuncRow
+from common.profiles import FuncRow, file_name
 
 #: The frame that is yappi's scope: the worker's own call of LumiBot's ``run_backtest``.
 SCOPE_FILE = "worker/backtest.py"
@@ -156,7 +156,7 @@ class CrossRow:
     @property
     def short(self) -> str:
         """Same form as :attr:`common.profiles.FuncRow.short`."""
-        return f"{Path(self.module).name}:{self.lineno} {self.function}"
+        return f"{file_name(self.module)}:{self.lineno} {self.function}"
 
 
 def ratio(yappi: float | None, sampled: float) -> float | None:

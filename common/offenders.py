@@ -86,6 +86,11 @@ def is_wrapper(row: FuncRow) -> bool:
     return _is_wrapper(row.module, row.name)
 
 
+def wrapped_function(module: str, name: str) -> bool:
+    """:func:`is_wrapper` for a function known by its module path and name."""
+    return _is_wrapper(module, name)
+
+
 @lru_cache(maxsize=65536)
 def _is_wrapper(module: str, name: str) -> bool:
     """Cached per (module, name): every run repeats the same few thousand functions."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -28,7 +28,7 @@ class FuncRow:
     @property
     def short(self) -> str:
         """``file.py:line name``: enough to find the function, short enough for a table."""
-        return f"{_file_name(self.module)}:{self.lineno} {self.name}"
+        return f"{file_name(self.module)}:{self.lineno} {self.name}"
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,8 @@ class ThreadRow:
 
 
 @lru_cache(maxsize=8192)
-def _file_name(module: str) -> str:
+def file_name(module: str) -> str:
+    """The file's name (cached: a report formats the same few thousand modules many times)."""
     return Path(module).name
 
 
@@ -95,7 +96,8 @@ def portable(rows: list[FuncRow]) -> list[FuncRow]:
         index = seen.get(base, 0)
         seen[base] = index + 1
         keys[id(row)] = base if index == 0 else f"{base}#{index}"
-    return [replace(row, key=keys[id(row)]) for row in rows]
+    return [FuncRow(keys[id(row)], row.name, row.module, row.lineno, row.ncall, row.cumulative, row.self_time)
+            for row in rows]  # the constructor, not dataclasses.replace: a third of the time on 20,000 rows
 
 
 def read_threads(path: Path) -> list[ThreadRow]:

@@ -114,6 +114,8 @@ class Analysis:
 
     results: ResultSet
     charts: dict[str, str] = field(default_factory=dict)
+    charts_deferred: bool = False
+    """The live rewrite after each run leaves the charts for the end (drawing them costs seconds)."""
 
     @cached_property
     def trust(self) -> Trust:

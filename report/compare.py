@@ -10,6 +10,7 @@ import statistics
 from typing import Any
 
 from common.fingerprints import differences as fingerprint_differences
+from common.owners import Owner
 from common.stats import Verdict, judge_repeats, judge_single
 from report import markdown as md
 from report.resultset import ResultSet, RunRecord
@@ -50,6 +51,7 @@ class Comparison:
             self._runs(),
             self._results(),
             self._functions(),
+            self._owners(),
             self._setup(),
         ]
         return "\n\n".join(parts) + "\n"
@@ -148,6 +150,31 @@ class Comparison:
             ]
         )
 
+    def _owners(self) -> str:
+        """Each common run's owner table (``results[id].time_by_owner``) before and after: whose time moved."""
+        head = "## Whose time is it (owner classes)"
+        rows = []
+        for b, a in self.common:
+            old, new = b.value("time_by_owner"), a.value("time_by_owner")
+            if not isinstance(old, dict) and not isinstance(new, dict):
+                continue
+            cells = []
+            for owner in OWNER_COLUMNS:
+                cells.append(f"{_owner_share(old, owner)} → {_owner_share(new, owner)}")
+            verdicts = f"{_verdict(old)} → {_verdict(new)}"
+            moved = _verdict(old) != _verdict(new)
+            sources = f"{(old or {}).get('source', '–')} / {(new or {}).get('source', '–')}"
+            rows.append([a.id, f"**{verdicts}**" if moved else verdicts, *cells, sources])
+        if not rows:
+            return f"{head}\n\nNo common run has an owner table on either side."
+        return "\n\n".join([
+            head,
+            "Share of each run's wall by owner class (REPORT.md's \"Whose time is it, per window\"), before → after; "
+            "a verdict that changed is in bold. Compare like with like: a `sampled` table (unprofiled pass) against a "
+            "`profiled` one (yappi self time) differs by method, not only by code.",
+            md.table(["run", "verdict", *[str(o) for o in OWNER_COLUMNS], "source before / after"], rows),
+        ])
+
     def _per_pass_totals(self, side: str) -> list[dict[str, float]]:
         """Pass k's cumulative seconds per function, summed over the common runs (k up to the fewest passes)."""
         records = [b if side == "before" else a for b, a in self.common]
@@ -186,6 +213,19 @@ def _noise_band(*sides: ResultSet) -> tuple[float | None, str]:
         if isinstance(percent, int | float):
             return percent / 100.0, f"Phase 0 of {side.store.path}, {summary.get('repeats')} repeats"
     return None, "no Phase 0 repeats"
+
+
+OWNER_COLUMNS = (Owner.STRATEGY, Owner.LUMIBOT, Owner.DATA, Owner.IO, Owner.OUTPUT)
+
+
+def _owner_share(table: Any, owner: Owner) -> str:
+    shares = table.get("shares") if isinstance(table, dict) else None
+    value = (shares or {}).get(str(owner))
+    return "–" if value is None else f"{100 * value:.0f} %"
+
+
+def _verdict(table: Any) -> str:
+    return str(table.get("verdict")) if isinstance(table, dict) else "–"
 
 
 def _cum(item: Any) -> float:

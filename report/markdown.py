@@ -78,3 +78,12 @@ def listing(items: Sequence[str]) -> str:
 
 def plural(count: int, one: str, many: str | None = None) -> str:
     return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
+def rate(value: float) -> str:
+    """A per-iteration rate: whole numbers from 100 up, two places from 1, three significant digits below."""
+    if value >= 100:
+        return f"{value:,.0f}"
+    if value >= 1:
+        return f"{value:.2f}"
+    return f"{value:.3g}"

@@ -14,6 +14,7 @@ from typing import Any
 
 from common.profiles import FuncRow, ThreadRow, portable, read_funcs, read_threads
 from common.windows import window_days
+from report.filecache import cached
 from supervisor.plan import Plan, PlanStore, Run, phase_of, run_dates
 
 
@@ -98,7 +99,7 @@ def _load_profiles(store: PlanStore, record: RunRecord) -> None:
             continue
         path = store.resolve(relative)
         try:
-            setattr(record, target, reader(path))
+            setattr(record, target, cached(name, path, reader))
         except FileNotFoundError:
             record.problems.append(f"{relative} is missing")
         except (OSError, ValueError, KeyError, csv.Error) as exc:

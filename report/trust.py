@@ -14,6 +14,7 @@ from statistics import median
 
 from common import crosscheck as cc
 from common.profiles import FuncRow, portable
+from report.filecache import cached
 from report.resultset import ResultSet, RunRecord
 
 
@@ -55,7 +56,7 @@ def load_run(results: ResultSet, record: RunRecord) -> RunTrust:
     if not relative:
         return RunTrust(record, problem=str(record.value("cross_check") or "not cross-checked"))
     try:
-        return RunTrust(record, _keyed(cc.read_csv(results.store.resolve(relative))))
+        return RunTrust(record, cached("crosscheck", results.store.resolve(relative), lambda p: _keyed(cc.read_csv(p))))
     except (OSError, ValueError, KeyError, csv.Error) as exc:
         return RunTrust(record, problem=f"{relative} is unreadable ({type(exc).__name__}: {exc})")
 

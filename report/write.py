@@ -60,16 +60,43 @@ def render_report(analysis: Analysis) -> str:
     return "\n\n".join(body) + "\n"
 
 
+LIVE_SECTIONS = (sections.FindingsSection, sections.OwnersSection, sections.RunsTable, sections.MissingRuns)
+"""What the rewrite after each run renders: the sections whose cost does not grow with the plan's profiles."""
+
+
+def render_live(analysis: Analysis) -> str:
+    """The report while the plan runs: findings, owners, runs; the rest when the plan ends."""
+    plan_name = analysis.results.store.path.name
+    strategy = analysis.results.plan["meta"].get("strategy", "?")
+    records = analysis.results.records
+    head = (
+        f"# Where the wall time goes: yappi profile of `{strategy}`\n\n_From `{plan_name}`; wall-clock timing (yappi WALL)._"
+        f"\n\n**Written while the plan runs** ({len(analysis.results.done)} of {len(records)} runs profiled): the findings, "
+        "whose time it is and the runs so far. The summary, offender tables, scaling, the cross-check's tables and the "
+        "charts are added when the plan ends (`make report` writes them any time)."
+    )
+    return "\n\n".join([head, *(section().render(analysis) for section in LIVE_SECTIONS)]) + "\n"
+
+
 def write_report(store: PlanStore) -> str:
     """Write ``<output_dir>/REPORT.md`` and its PNG charts; return a one-line message with the path."""
+    path, analysis = write(store)
+    results = analysis.results
+    return f"report: {path} ({len(results.done)} of {len(results.records)} runs profiled, {len(analysis.charts)} charts)"
+
+
+def write(store: PlanStore, *, live: bool = False) -> tuple[Path, Analysis]:
+    """Write REPORT.md and its PNG charts, or (``live``, after each run) only the sections that stay cheap
+    as the plan grows, leaving the charts as they are; return its path and the analysis it was built from."""
     results = load(store)
     folder = results.output_dir
     folder.mkdir(parents=True, exist_ok=True)
-    analysis = Analysis(results)
-    analysis.charts = _charts(analysis, folder)
+    analysis = Analysis(results, charts_deferred=live)
+    if not live:
+        analysis.charts = _charts(analysis, folder)
     path = folder / REPORT_NAME
-    atomic_write_bytes(path, render_report(analysis).encode())
-    return f"report: {path} ({len(results.done)} of {len(results.records)} runs profiled, {len(analysis.charts)} charts)"
+    atomic_write_bytes(path, (render_live(analysis) if live else render_report(analysis)).encode())
+    return path, analysis
 
 
 def write_comparison(store: PlanStore, other: PlanStore) -> str:

@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             executor=args.executor,
             address=args.address,
             slots=args.slots,
+            after_result=_live_report(store),
         )
         return Session(store, options, echo=_print, warn=_warn).run()
     except PlanError as exc:
@@ -233,6 +234,13 @@ def _compare(argv: list[str], prog: str) -> int:
     except PlanError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _live_report(store: PlanStore) -> Callable[[], str]:
+    """REPORT.md rewritten after every finished run (the CLI is where the queue may reach the report)."""
+    from report.live import rewriter
+
+    return rewriter(store)
 
 
 def _report(store: PlanStore, compare: Path | None) -> int:

@@ -3,7 +3,8 @@
 yappi is a tracing profiler and slows Python bytecode and calls unevenly (about 2.5x overall),
 so its shares are checked against a sampling profiler watching from outside: a second fresh
 worker over the same window with ``profile: false`` (same isolation, data source and cache
-state; no yappi), run under ``py-spy record --idle --threads --function``. This module holds
+state; no yappi), run under ``py-spy record --idle --threads`` (line-level frames: the findings'
+hot lines; a function-level copy keyed like yappi is derived from the source). This module holds
 the plan setting, finds py-spy, builds the command, prepares the pass's cache, and turns the
 two passes into the per-run files and ``results[id]`` fields. It never fails a run: a missing
 py-spy or one that cannot attach is recorded as ``cross_check: "unavailable: <reason>"``.
@@ -11,6 +12,9 @@ py-spy or one that cannot attach is recorded as ``cross_check: "unavailable: <re
 
 from __future__ import annotations
 
+import contextlib
+import json
+import marshal
 import os
 import re
 import shutil
@@ -21,7 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from common import crosscheck as cc
-from common.collapsed import read_stacks
+from common.attribution import annotate, attribute, owner_table
+from common.collapsed import read_stacks, write_function_level
+from common.deflines import hints_from
 from common.fingerprints import differences as fingerprint_differences
 from common.flamegraph import write_svg
 from common.profiles import read_funcs
@@ -85,7 +91,7 @@ class Sampler:
     WAIT_SECONDS = 60.0
 
     def __init__(self, py_spy: str, rate_hz: int, output: Path, log: Path) -> None:
-        self.command = [py_spy, "record", "--idle", "--threads", "--function", "--full-filenames",
+        self.command = [py_spy, "record", "--idle", "--threads", "--full-filenames",
                         "--rate", str(rate_hz), "--format", "raw", "--output", str(output)]  # fmt: skip
         self.log = log
         self.proc: subprocess.Popen[bytes] | None = None
@@ -132,6 +138,10 @@ class Paths:
     svg: Path
     csv: Path
     log: Path
+    lines: Path
+    """py-spy's own output: line-level frames (``collapsed`` is derived from it, keyed by first lines)."""
+    sites: Path
+    """Samples by owner class and by site (:mod:`common.attribution`), what the report's findings read."""
 
     @classmethod
     def for_run(cls, output_dir: Path, run_id: str) -> Paths:
@@ -140,7 +150,13 @@ class Paths:
             output_dir / f"{run_id}.sampled.svg",
             output_dir / f"{run_id}.crosscheck.csv",
             output_dir / f"{run_id}.sampled.py-spy.log",
+            output_dir / f"{run_id}.sampled.lines.collapsed.txt",
+            output_dir / f"{run_id}.sampled.sites.json",
         )
+
+    @property
+    def all(self) -> tuple[Path, ...]:
+        return self.collapsed, self.svg, self.csv, self.log, self.lines, self.sites
 
 
 EMPTY_FIELDS: dict[str, Any] = {
@@ -150,6 +166,8 @@ EMPTY_FIELDS: dict[str, Any] = {
     "sampled_rate_hz": None,
     "rank_agreement": None,
     "sampled_collapsed": None,
+    "sampled_lines_collapsed": None,
+    "sampled_sites": None,
     "sampled_svg": None,
     "crosscheck_csv": None,
     "sampled_outcome_matches": None,
@@ -162,8 +180,12 @@ ENTRY_FIELDS = (*EMPTY_FIELDS, "cross_check", "sampled_pass", "backtest_outcome"
 
 def with_cross_check(result: dict[str, Any], first_pass: dict[str, Any]) -> dict[str, Any]:
     """The entry's combined result with the cross-check made beside its first pass, whichever
-    pass the repeats chose as the median."""
-    return {**result, **{k: first_pass[k] for k in ENTRY_FIELDS if k in first_pass}}
+    pass the repeats chose as the median (and that pass's sampled owner table, if it has one)."""
+    combined = {**result, **{k: first_pass[k] for k in ENTRY_FIELDS if k in first_pass}}
+    sampled_owners = first_pass.get("time_by_owner")
+    if isinstance(sampled_owners, dict) and sampled_owners.get("source") == "sampled":
+        combined["time_by_owner"] = sampled_owners
+    return combined
 
 
 def not_run(reason: str) -> dict[str, Any]:
@@ -196,15 +218,31 @@ def compare_passes(
 
     ``profiled`` and ``sampled`` are the two workers' answers.
     """
+    funcs = read_funcs(funcs_csv)
+    hints = hints_from((f.module, f.name, f.lineno) for f in funcs)
+    if paths.lines.exists():
+        write_function_level(paths.lines, paths.collapsed, hints)
     stacks = read_stacks(paths.collapsed) if paths.collapsed.exists() else []
     sampled_scope = cc.in_scope(stacks)
     if not sampled_scope.ticks:
         return not_run("unavailable: py-spy recorded no samples inside the backtest"), []
     write_svg(stacks, paths.svg, f"{run_id}: unprofiled backtest sampled by py-spy at {rate_hz} Hz (wall clock, idle included)")
     yappi_wall = profiled["wall_seconds_total"]
-    rows = cc.compare(read_funcs(funcs_csv), yappi_wall, sampled_scope)
+    rows = cc.compare(funcs, yappi_wall, sampled_scope)
     cc.write_csv(rows, paths.csv)
     plain_wall = sampled.get("wall_seconds_total")
+    attribution = attribute(read_stacks(paths.lines), hints)
+    sites = {"run_id": run_id, "rate_hz": rate_hz, "unprofiled_wall_seconds": plain_wall, **attribution.to_json()}
+    pstat = (profiled.get("files") or {}).get("pstat")
+    verdicts = {(r.module, r.lineno, r.function.rsplit(".", 1)[-1]): r for r in rows}
+    for site in sites["sites"]:  # the cross-check's word on each site, so the report need not read the CSV
+        row = verdicts.get((site["file"], int(site["first_line"]), site["function"].rsplit(".", 1)[-1]))
+        site["crosscheck"] = None if row is None else {
+            "verdict": row.verdict, "yappi_inclusive": row.yappi_inclusive, "sampled_inclusive": row.sampled_inclusive}
+    if pstat:  # without it the sites stay without yappi's figures; the report says "–"
+        with contextlib.suppress(OSError, ValueError, EOFError, TypeError, KeyError):
+            annotate(sites, marshal.loads(Path(pstat).read_bytes()))
+    paths.sites.write_text(json.dumps(sites, indent=1))
     differences = fingerprint_differences(outcome_of(profiled), outcome_of(sampled))
     notes = [f"sampled pass's backtest differs from the profiled one: {', '.join(differences)}"] if differences else []
     fields = {
@@ -215,6 +253,9 @@ def compare_passes(
         "sampled_rate_hz": rate_hz,
         "rank_agreement": {"inclusive": cc.agreement(rows, "inclusive"), "self": cc.agreement(rows, "self")},
         "sampled_collapsed": paths.collapsed,
+        "sampled_lines_collapsed": paths.lines,
+        "sampled_sites": paths.sites,
+        "time_by_owner": owner_table(attribution, plain_wall),
         "sampled_svg": paths.svg,
         "crosscheck_csv": paths.csv,
         "sampled_outcome_matches": not differences,

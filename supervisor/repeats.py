@@ -27,7 +27,7 @@ INTERLEAVE = 3
 _PASS_FIELDS = (
     "status", "wall_seconds_total", "cpu_seconds", "worker_process_seconds", "cache_state", "gateway_requests",
     "gateway_requests_by_schema", "top_functions_csv", "top_threads_csv", "pstat", "callgrind", "stderr_log",
-    "fingerprint", "iterations", "notes",
+    "fingerprint", "iterations", "peak_rss_mb", "notes",
 )
 
 

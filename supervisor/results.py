@@ -104,6 +104,7 @@ def build_result(
         "cache_files_before": answer.get("cache_files_before"),
         "cache_files_after": answer.get("cache_files_after"),
         "fingerprint": answer.get("fingerprint"),
+        "time_by_owner": answer.get("time_by_owner"),
     }
     if extra:
         result.update(extra)

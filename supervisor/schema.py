@@ -323,7 +323,8 @@ RESULT = obj({
         "host", "cpu_model", "executor", "node_id")},
     **{key: (nullable(boolean), False) for key in ("partial", "invariants_hold", "git_dirty")},
     **{key: (nullable(obj({})), False) for key in (
-        "invariants", "invariants_in_effect", "versions", "warmup", "phases", "machine", "backtest_options", "browser")},
+        "invariants", "invariants_in_effect", "versions", "warmup", "phases", "machine", "backtest_options", "browser",
+        "time_by_owner")},
     "lumibot_outputs": (nullable(array(free_text)), False),
     "node_failures": (nullable(array(free_text)), False),
 })
@@ -354,7 +355,7 @@ WORKER_ANSWER = obj({
         "iterations", "bars_served", "history_calls", "cache_files_before", "cache_files_after",
         "internal_bars_served", "internal_history_calls")},
     "sleeptime_seconds": (_OPTIONAL_NUMBER, False),
-    **{key: (nullable(obj({})), False) for key in ("phases", "backtest_options", "browser")},
+    **{key: (nullable(obj({})), False) for key in ("phases", "backtest_options", "browser", "time_by_owner")},
     "lumibot_outputs": (array(free_text), False),
     "ok": (boolean, True),
     "partial": (boolean, True),

@@ -65,6 +65,8 @@ class Options:
     executor: str = "local"
     address: str | None = None
     slots: int | None = None
+    after_result: Callable[[], str] | None = None
+    """Called after each recorded result (the CLI passes the report's live rewrite); returns a console line."""
 
 
 def cache_state(usage: Usage, before: int | None, after: int | None) -> str:
@@ -113,7 +115,8 @@ class Pass:
         answer = self.outcome.answer or {}
         files = relative_files(store, answer)
         return {"stem": self.stem, "status": self.status, "wall_seconds_total": answer.get("wall_seconds_total"),
-                "cpu_seconds": answer.get("cpu_seconds"), "profiled": bool(files), "files": files, **self.fields()}
+                "cpu_seconds": answer.get("cpu_seconds"), "peak_rss_mb": answer.get("peak_rss_mb"), "profiled": bool(files),
+                "files": files, **self.fields()}
 
 
 class Session:
@@ -481,6 +484,10 @@ class Session:
         kept = self._record(run_id, result["status"], result)
         if kept != "recorded":
             return kept
+        if self.options.after_result is not None:
+            line = self.options.after_result()
+            if not self.options.quiet:  # --quiet keeps the result lines only; the report is rewritten all the same
+                self.echo(line)
         spread = result["repeats"]
         if spread["n"] > 1:
             walls = spread.get("wall_seconds_total") or {}
@@ -507,9 +514,9 @@ class Session:
         if py_spy is None:
             return crosscheck.not_run(f"unavailable: {missing}"), [f"cross-check unavailable: {missing}"]
         paths = crosscheck.Paths.for_run(self._output_dir(plan), run["id"])
-        for stale in (paths.collapsed, paths.svg, paths.csv, paths.log):
+        for stale in paths.all:
             stale.unlink(missing_ok=True)
-        sampler = crosscheck.Sampler(py_spy, self.cross_check.rate_hz, paths.collapsed, paths.log)
+        sampler = crosscheck.Sampler(py_spy, self.cross_check.rate_hz, paths.lines, paths.log)
         self._watch_check(main)
         sampled = self._pass(plan, run, settings, cache, claim, profile=False, stem=f"{run['id']}.sampled", sampler=sampler)
         remove_owned(cache)
@@ -517,7 +524,7 @@ class Session:
         summary = {**sampled.summary(self.store), "outcome": crosscheck.outcome_of(sampled.outcome.answer or {}),
                    "stderr_log": self.store.relative(log), "py_spy_log": self.store.relative(paths.log),
                    "worker_process_seconds": round(sampled.outcome.seconds, 3)}
-        if sampler.problem or not paths.collapsed.exists() or not paths.collapsed.stat().st_size:
+        if sampler.problem or not paths.lines.exists() or not paths.lines.stat().st_size:
             why = sampler.problem or crosscheck.py_spy_complaint(paths.log) or "py-spy wrote no samples"
             return {**crosscheck.not_run(f"unavailable: {why}"), "sampled_pass": summary}, [f"cross-check unavailable: {why}"]
         if sampled.status != "done":

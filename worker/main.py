@@ -126,6 +126,11 @@ class Run:
 
                     answer.iterations = self.profile.call_count(prepared.iteration_method)
                     answer.phases = phases.split(self.profile.func_stats, answer.wall_seconds_total, partial)
+                    if not partial:
+                        from common.attribution import owner_table_from_yappi
+
+                        answer.time_by_owner = owner_table_from_yappi(
+                            ((st.module, st.name, float(st.tsub)) for st in self.profile.func_stats), answer.wall_seconds_total)
             except Exception as exc:  # a failed save must not swallow the answer itself
                 answer.ok = False
                 answer.error_kind = answer.error_kind or "backtest"

@@ -101,6 +101,8 @@ class Answer:
     browser: dict[str, Any] = field(default_factory=dict)
     lumibot_outputs: list[str] = field(default_factory=list)
     peak_rss_mb: float | None = None
+    time_by_owner: dict[str, Any] | None = None
+    """Seconds by owner class from yappi's self times (the cross-check replaces it with the sampled table)."""
     versions: dict[str, str] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
     network_refused: list[str] = field(default_factory=list)

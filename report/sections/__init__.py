@@ -8,6 +8,7 @@ one sentence when it has nothing to show, so a half-finished plan still reads cl
 from __future__ import annotations
 
 from report.sections.cautions import Cautions
+from report.sections.findings import FindingsSection, OwnersSection
 from report.sections.invariants import Invariants
 from report.sections.offenders import AcrossRuns, LeftOut, PerRun
 from report.sections.phases import PhaseSplit
@@ -18,8 +19,8 @@ from report.sections.threads import Threads
 from report.sections.trust import TrustSection
 
 SECTIONS = (
-    RunsTable, Cautions, PhaseSplit, MissingRuns, Phase0Section, AcrossRuns, TrustSection, Scaling, Threads, Invariants,
-    PerRun, LeftOut,
+    FindingsSection, OwnersSection, RunsTable, Cautions, PhaseSplit, MissingRuns, Phase0Section, AcrossRuns,
+    TrustSection, Scaling, Threads, Invariants, PerRun, LeftOut,
 )
 
 __all__ = ["SECTIONS", "Summary"]

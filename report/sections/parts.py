@@ -17,6 +17,8 @@ OUTLIERS_ANCHOR = "#runs-that-cost-more-than-their-length-predicts"
 
 def chart_link(analysis: Analysis, name: str, alt: str, missing: str) -> str:
     filename = analysis.charts.get(name)
+    if not filename and analysis.charts_deferred:
+        return "_Charts are drawn when the plan ends (`make report` draws them any time)._"
     return f"![{alt}]({filename})" if filename else f"_No chart: {missing}._"
 
 
