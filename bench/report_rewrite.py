@@ -83,6 +83,12 @@ def main() -> int:
     k = 2 if args.quick else 3
     c.header("report rewrite after each run", f"{k} cross-checked two-day windows, then the plan grown to {ELEVEN} runs")
     with c.temp_dir("rewrite") as folder:
+        if args.smoke:
+            c.make_plan(folder, [c.short_run("w0", *WINDOWS[0])], meta={"cross_check": "sampled"})
+            sys.path.insert(0, str(c.ROOT))
+            from report.live import rewrite  # noqa: F401  (the function this bench times must still exist)
+        if c.smoke_stop(args, "a cross-checked plan and report.live.rewrite"):
+            return 0
         plan, live = supervised(folder, k)
         series_live = c.Series("a: rewrite after each run, in the supervisor", live)
         grow, cpu = grown(plan)
