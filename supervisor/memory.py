@@ -1,10 +1,11 @@
 """The memory pass, supervisor side: which windows it covers, and what its capture says.
 
 The worker runs the window once more under memray (``worker/memory.py``) and leaves the capture
-file; this module reads it after the worker has exited (so reading costs the worker nothing) into
-``<id>.memory.json``, keeps memray's own HTML flame graph beside it, and builds the ``memory``
-object of ``results[id]``. Files, beside the profile: ``<stem>.memory.memray.bin`` (the capture),
-``<stem>.memory.sites.json`` (bytes by site and owner) and ``<stem>.memory.flamegraph.html``. Every allocation stack is placed by the same rule as a py-spy sample
+file; this module reads it after the worker has exited (so reading costs the worker nothing),
+keeps memray's own HTML flame graph beside it, and builds the ``memory`` object of
+``results[id]``. Files, beside the profile: ``<stem>.memory.memray.bin`` (the capture),
+``<stem>.memory.sites.json`` (bytes by site and owner) and ``<stem>.memory.flamegraph.html``.
+Every allocation stack is placed by the same rule as a py-spy sample
 (:func:`common.attribution.place`: the innermost frame of the strategy's or LumiBot's code is the
 *site*; the owner class of the whole stack says whose library physically allocated), so the
 memory findings read like the time findings.
