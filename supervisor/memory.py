@@ -30,6 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -165,21 +166,28 @@ def read_tracemalloc(capture: Path, peak: int | None) -> dict[str, Any]:
     for stat in tracemalloc.Snapshot.load(str(capture)).statistics("traceback"):
         retained += stat.size
         # tracemalloc's frames carry no function names: the site is keyed by its file and the line's function from the source
-        chain = [Frame(_function_at(f.filename, f.lineno), f.filename, f.lineno) for f in reversed(stat.traceback)]
+        chain = [Frame(_function_at(f.filename, f.lineno), f.filename, f.lineno) for f in stat.traceback]  # oldest first
         placement.add(chain, stat.size, stat.count, retained=True)
     return {"peak_heap_bytes": peak, "total_allocated_bytes": None, "allocations": None, "retained_bytes": retained,
             **_owners(placement), "sites_at_peak": "not measured: tracemalloc keeps no record of the peak's allocations"}
 
 
+@lru_cache(maxsize=65536)
 def _function_at(file: str, line: int) -> str:
     """The name of the innermost ``def`` above ``line`` in ``file`` (tracemalloc records no names)."""
-    with contextlib.suppress(OSError):
-        lines = Path(file).read_text(encoding="utf-8", errors="replace").splitlines()[:line]
-        for text in reversed(lines):
-            stripped = text.lstrip()
-            if stripped.startswith(("def ", "async def ")):
-                return stripped.split("def ", 1)[1].split("(", 1)[0]
+    lines = _source(file)[:line]
+    for text in reversed(lines):
+        stripped = text.lstrip()
+        if stripped.startswith(("def ", "async def ")):
+            return stripped.split("def ", 1)[1].split("(", 1)[0]
     return "<module>"
+
+
+@lru_cache(maxsize=1024)
+def _source(file: str) -> tuple[str, ...]:
+    with contextlib.suppress(OSError):
+        return tuple(Path(file).read_text(encoding="utf-8", errors="replace").splitlines())
+    return ()
 
 
 def _owners(placement: Placement) -> dict[str, Any]:

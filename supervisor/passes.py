@@ -265,7 +265,7 @@ class EntryPasses:
         same, differ = memory.same_backtest(main.answer.get("fingerprint"), ran.answer.get("fingerprint"))
         if differ:
             notes.append(f"memory pass's backtest differs from the profiled one: {', '.join(differ)}")
-        return {**record, **figures, "outcome_matches": same}, notes
+        return {**record, **figures, "outcome": ran.answer.get("fingerprint"), "outcome_matches": same}, notes
 
     def _watch_next(self, main: Pass, name: str, planned: float | None) -> None:
         """A check is next: estimate it from the profiled pass just measured (its worker without
