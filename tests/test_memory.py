@@ -119,7 +119,8 @@ def test_the_planted_leak_is_the_first_memory_finding(runs: dict[str, Any]) -> N
     assert first.projected == pytest.approx(2 * peaks["d2"], rel=0.2) and first.projected_days == 4
     text = (plan.parent / "profiling" / "REPORT.md").read_text()
     heading = next(line for line in text.splitlines() if line.startswith("### ") and "`remember`" in line)
-    assert "retained, **leak-shaped**" in heading and f"line {planted_line()} (" in text and "## Where the memory goes, per window" in text
+    assert "retained, **leak-shaped**" in heading and f"line {planted_line()} (" in text
+    assert "## Where the memory goes, per window" in text
 
 
 @pytest.mark.slow
