@@ -248,8 +248,9 @@ def _noise_band(*sides: ResultSet) -> tuple[float | None, str]:
 
 MB = 1024 * 1024
 MEMORY_FLOOR = 0.01
-"""The least relative change of a peak heap called a change: two memory passes of one window measured
-0.0 % to 0.2 % apart (``bench/memory_cost.py``, docs/memory.md), so 1 % is five times that."""
+"""The least relative change of a peak heap called a change: three memory passes of one window were
+0.000 % (a week) and 0.007 % (a month) apart (``bench/memory_cost.py``, docs/memory.md); 1 % leaves room
+for a machine or library difference that moves allocations without changing the code."""
 SINGLE_PASS_NOTE = "docs/memory.md has the spread measured between identical memory passes"
 
 

@@ -25,9 +25,9 @@ MIN_FRACTION = 0.05
 """Below 5 % of the window the running entry's own pace is too young to extrapolate from."""
 
 
-DEFAULT_MEMORY_COST = 2.5
-"""The memory pass's wall over the unprofiled wall when the plan has measured none yet
-(2.67x on a week, 2.27x on a month: ``bench/memory_cost.py``, docs/memory.md)."""
+DEFAULT_MEMORY_COST = 2.0
+"""The memory pass's wall over the unprofiled wall when the plan has measured none yet (median
+1.86x on a week and on a month of synthetic minute bars: ``bench/memory_cost.py``, docs/memory.md)."""
 
 DEFAULT_OVERHEAD = 2.0
 """yappi's wall-clock slowdown of a backtest when the plan has measured none yet: 2.09x on

@@ -214,7 +214,9 @@ def summarize(answer: dict[str, Any], output_dir: Path, run_id: str, stem: str) 
     """The pass's figures from its capture, its sites written to ``<stem>.memory.json``; plus notes."""
     capture_info = answer.get("memory") or {}
     tool = capture_info.get("tool")
-    capture = Path(capture_info["capture"]) if capture_info.get("capture") else None
+    # the capture's path among the files: an executor on another node rewrites those to where it landed them
+    where = (answer.get("files") or {}).get("memory_capture") or capture_info.get("capture")
+    capture = Path(where) if where else None
     base = {k: capture_info.get(k) for k in ("tool", "tool_version", "fallback_reason", "arrow_memory_pool")}
     base["measured"] = MEASURED.get(str(tool), str(tool))
     if capture is None or not capture.exists():

@@ -106,7 +106,8 @@ class Pass:
         answer = self.answer
         files = relative_files(store, answer)
         return {"stem": self.stem, "status": self.status, "wall_seconds_total": answer.get("wall_seconds_total"),
-                "cpu_seconds": answer.get("cpu_seconds"), "peak_rss_mb": answer.get("peak_rss_mb"), "profiled": bool(files),
+                "cpu_seconds": answer.get("cpu_seconds"), "peak_rss_mb": answer.get("peak_rss_mb"),
+                "profiled": "top_functions_csv" in files,
                 "files": files, **self.fields()}
 
 
@@ -190,6 +191,7 @@ class EntryPasses:
             result.update(fields)
         if uncovered or status != "done":
             result["memory"] = memory.not_run(uncovered or "the profiled pass failed")
+            remove_owned(memory_cache)  # prepared for a memory pass that is not going to run
         else:
             result["memory"], memory_notes = self._memory_pass(plan, run, settings, claim, main, memory_cache)
             more_notes += memory_notes

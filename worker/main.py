@@ -154,6 +154,8 @@ class Run:
 
             answer.lumibot_outputs = lumibot_outputs(Path(spec.work_dir))
             answer.memory = self.memory.record()
+            if answer.memory is not None and answer.memory["capture"]:
+                answer.files["memory_capture"] = answer.memory["capture"]  # so an executor on another node brings it back
         answer.browser = self.browser.record()
         answer.partial = partial
         answer.network_refused = list(self.netguard.refused)
