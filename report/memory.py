@@ -18,6 +18,7 @@ the power law at twice the longest covered window, as the time scaling section p
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -83,6 +84,11 @@ def fit(points: Sequence[tuple[int, float]]) -> LineFit | None:
     return growth_exponent([(float(d), float(v)) for d, v in points])
 
 
+def projected(growth: LineFit, days: int) -> float:
+    """The fitted power law's bytes at ``days`` trading days (beyond the longest window: an extrapolation)."""
+    return math.exp(growth.at(math.log(days)))
+
+
 def heap_growth(analysis: Analysis) -> LineFit | None:
     """Peak heap against trading days over the covered windows."""
     return fit([(w.record.days, float(w.peak)) for w in windows(analysis)])
@@ -144,8 +150,7 @@ def _finding(key: tuple[str, int, str], item: _Pooled, covered: list[MemoryWindo
     longest_retained = max((b for r, b in item.retained.items() if days[r] == longest), default=0)
     if growth is not None:
         finding.growth_exponent = growth.slope
-        at_longest = max((b for r, b in item.peaks.items() if days[r] == longest), default=0)
-        finding.projected = at_longest * 2.0**growth.slope if at_longest else None
+        finding.projected = projected(growth, 2 * longest)
         finding.projected_days = 2 * longest
     big = max(item.peaks.get(w.record.id, 0) for w in covered if w.record.days == longest) >= LEAK_MIN_BYTES
     faster = big and growth is not None and growth.slope > SUPERLINEAR_EXPONENT
@@ -163,8 +168,8 @@ def _evidence(finding: Finding, item: _Pooled, covered: list[MemoryWindow], grow
         finding.evidence_for.append(f"still held when the backtest ended ({per_window})")
     if growth is not None and finding.projected is not None:
         finding.evidence_for.append(
-            f"its bytes at the peak grow as days^{growth.slope:.2f} over {growth.points} windows (R² {growth.r_squared:.2f}): "
-            f"about {finding.projected / MB:,.0f} MB at {2 * longest} trading days")
+            f"its bytes at the peak go as days^{growth.slope:.2f} over {growth.points} windows (R² {growth.r_squared:.2f}): "
+            f"about {finding.projected / MB:,.0f} MB at {2 * longest} trading days on that fit")
     if finding.leak_shaped:
         why = ("it grows faster than the window" if growth is not None and growth.slope > SUPERLINEAR_EXPONENT
                else f"what it still holds at the end grows with the window (days^{kept.slope:.2f})" if kept else "")

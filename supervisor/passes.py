@@ -276,8 +276,10 @@ class EntryPasses:
         watching = self._watching
         plain = check_after(main.answer, main.outcome.seconds, watching["overhead"])
         estimate = (plain * watching["memory_cost"] if name == MEMORY_PASS else plain) if plain is not None else planned
-        tail = watching["tail"] / watching["overhead"] if watching["tail"] is not None else None  # LumiBot's analysis, unprofiled
+        profiled_tail = watching.get("profiled_tail", watching["tail"])  # once a check ran, "tail" is already unprofiled
+        tail = profiled_tail / watching["overhead"] if profiled_tail is not None else None  # LumiBot's analysis, unprofiled
         self._watching = {**watching, "estimate": estimate, "pass_name": name, "began": time.monotonic(), "tail": tail,
+                          "profiled_tail": profiled_tail,
                           "rest_seconds": max(watching["rest_seconds"] - (planned or 0.0), 0.0),
                           "rest_unknown": watching["rest_unknown"] - (planned is None)}
 

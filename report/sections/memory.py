@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from report import markdown as md
 from report.analysis import Analysis
-from report.memory import MB, heap_growth, windows
+from report.memory import MB, heap_growth, projected, windows
 
 
 def _mb(value: object) -> str:
@@ -68,8 +68,8 @@ class MemorySection:
             return "A growth fit needs memory passes of at least two window lengths."
         longest = max(covered, key=lambda w: (w.record.days, w.peak))
         target = 2 * longest.record.days
-        projected = longest.peak * 2.0**fit.slope
+        at_target = projected(fit, target)
         shape = "faster than the window" if fit.slope > 1.15 else "no faster than the window"
         return (f"Peak heap grows as **days^{fit.slope:.2f}** over {fit.points} windows (log-log least squares, "
-                f"R² {fit.r_squared:.2f}), {shape}: about {projected / MB:,.0f} MB at {target} trading days "
+                f"R² {fit.r_squared:.2f}), {shape}: about {at_target / MB:,.0f} MB at {target} trading days "
                 f"(twice {longest.record.id}), if the power law holds beyond the longest covered window.")
