@@ -58,9 +58,11 @@ class View:
 
     @classmethod
     def now(cls, watched: Watched) -> View:
-        progress = read_progress(watched.work_dir)
-        fraction = progress.fraction(watched.start, watched.end) if progress else None
         elapsed = time.monotonic() - watched.began
+        progress = read_progress(watched.work_dir)
+        if progress is not None and progress.written < time.time() - elapsed:
+            progress = None  # left by an earlier attempt: the runner has not emptied the folder yet
+        fraction = progress.fraction(watched.start, watched.end) if progress else None
         left = run_left(progress, fraction, watched.estimate, elapsed, watched.tail, time.time())
         return cls(watched, progress, fraction, elapsed, left)
 
@@ -204,9 +206,11 @@ class Monitor:
         stop = threading.Event()
 
         def loop() -> None:
-            while not stop.wait(POLL_SECONDS):
+            while True:  # the first view at once: the ETA shows before the worker says anything
                 with contextlib.suppress(Exception):  # a display problem must never stop the queue
                     self.display.update(View.now(watched))
+                if stop.wait(POLL_SECONDS):
+                    return
 
         self.display.begin(watched)
         thread = threading.Thread(target=loop, name="lumiprof-progress", daemon=True)
