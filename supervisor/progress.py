@@ -71,7 +71,7 @@ class View:
         if self.left is None:
             return "?"
         text = duration(self.left + self.watched.rest_seconds)
-        return f"at least {text}" if self.watched.rest_unknown else text
+        return f"at least {text}" if self.watched.rest_unknown else f"~{text}"
 
     def where(self) -> str:
         """``backtest at 2025-02-14 10:30 (46 % of window), 5,120 iterations``, or the phase alone."""
@@ -86,7 +86,7 @@ class View:
         named = f"{self.watched.pass_name}: " if self.watched.pass_name else ""
         return (
             f"  {self.watched.run_id:<24} {named}{self.where()}; {duration(self.elapsed)} elapsed, "
-            f"~{duration(self.left)} left; selection ~{self.selection_left} left"
+            f"~{duration(self.left)} left; selection {self.selection_left} left"
         )
 
 
@@ -176,7 +176,7 @@ class LiveDisplay:
     def update(self, view: View) -> None:
         detail = (
             f"{view.where()} · {duration(view.elapsed)} · ~{duration(view.left)} left · "
-            f"selection ~{view.selection_left}"
+            f"selection {view.selection_left}"
         )
         self._bar.update(self._task, completed=view.fraction or 0.0, detail=detail)
 

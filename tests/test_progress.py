@@ -190,3 +190,10 @@ def test_a_snapshot_older_than_the_pass_is_an_earlier_attempts_and_is_not_shown(
     fresh = Progress("backtest", "2024-09-03T12:00:00", 20, 1.0, time.time())
     (tmp_path / "progress.json").write_bytes(fresh.to_bytes())
     assert View.now(watched).progress == fresh
+
+
+def test_the_selection_left_is_approximate_or_a_lower_bound_never_both(tmp_path: Path) -> None:
+    known = Watched("r", "2024-09-03", "2024-09-04", tmp_path, 30.0, 60.0, 0, time.monotonic(), "profiled")
+    assert re.search(r"selection ~1 min 30 s left$", View.now(known).line())
+    unknown = Watched("r", "2024-09-03", "2024-09-04", tmp_path, 30.0, 60.0, 2, time.monotonic(), "profiled")
+    assert re.search(r"selection at least 1 min 30 s left$", View.now(unknown).line())
