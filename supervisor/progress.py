@@ -136,11 +136,12 @@ class PlainDisplay:
         self._next = 0.0
 
     def begin(self, watched: Watched) -> None:
-        self._next = watched.began + self.interval
+        self._next = time.monotonic() + self.interval
 
     def update(self, view: View) -> None:
-        if time.monotonic() >= self._next:
-            self._next += self.interval
+        now = time.monotonic()
+        if now >= self._next:  # from now, not from the last due time: a late watcher prints one line, not a burst
+            self._next = now + self.interval
             self.echo(view.line())
 
     def end(self) -> None:

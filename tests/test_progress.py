@@ -22,7 +22,7 @@ from common.offenders import is_wrapper
 from common.profiles import read_funcs
 from common.progress import Progress, read_progress
 from supervisor.eta import DEFAULT_OVERHEAD, Estimator, check_after, duration, run_left
-from supervisor.progress import View, Watched, pass_name
+from supervisor.progress import PlainDisplay, View, Watched, pass_name
 from tests.conftest import load, short_run, supervise
 
 META = {"strategy_parameters": {"sleeptime": "30M"}, "phase1_mode": "single"}
@@ -197,3 +197,16 @@ def test_the_selection_left_is_approximate_or_a_lower_bound_never_both(tmp_path:
     assert re.search(r"selection ~1 min 30 s left$", View.now(known).line())
     unknown = Watched("r", "2024-09-03", "2024-09-04", tmp_path, 30.0, 60.0, 2, time.monotonic(), "profiled")
     assert re.search(r"selection at least 1 min 30 s left$", View.now(unknown).line())
+
+
+def test_plain_lines_count_from_the_passs_own_start_one_per_interval(tmp_path: Path) -> None:
+    """Seen on the default plan: a profiled pass after a 45 s preload printed three lines at once."""
+    lines: list[str] = []
+    display = PlainDisplay(lines.append, interval=0.3)
+    watched = Watched("r", "2024-09-03", "2024-09-04", tmp_path, 30.0, 0.0, 0, time.monotonic() - 45, "profiled")
+    display.begin(watched)
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        display.update(View.now(watched))
+        time.sleep(0.01)
+    assert 2 <= len(lines) <= 4, lines
