@@ -17,6 +17,8 @@ from pathlib import Path
 
 #: The folder that holds ``supervisor/``, ``worker/``, ``common/``...: the checkout, or site-packages.
 PACKAGES_ROOT = Path(__file__).resolve().parent.parent
+#: Our top-level packages: a user's own package of the same name cannot be imported beside them.
+OWN_PACKAGES = ("common", "gateway", "report", "supervisor", "worker")
 #: ``[project] name`` in pyproject.toml, which only a checkout has beside the packages.
 DISTRIBUTION = "lumibot-yappi-profiler"
 

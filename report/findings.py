@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import marshal
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -356,6 +357,25 @@ def _growth(analysis: Analysis, finding: Finding) -> Growth | None:
     return found[0] if found else None
 
 
+Rate = tuple[float, int, str]
+"""Calls per iteration, calls, run id: one window's figures for one step of a path."""
+
+
+def call_jump(per_run: list[Rate]) -> tuple[float, Rate, Rate] | None:
+    """The jump, low and high windows when calls per iteration differ by ``CALL_JUMP`` or more.
+
+    The window with the higher rate must also have made more calls: a step that runs once per
+    backtest (set-up, LumiBot's analysis) has a higher rate in a short window only because it
+    has fewer iterations, which is no change of code path.
+    """
+    if len(per_run) < 2:
+        return None
+    low, high = min(per_run), max(per_run)
+    if low[0] > 0 and high[0] / low[0] >= CALL_JUMP and high[1] > low[1]:
+        return high[0] / low[0], low, high
+    return None
+
+
 def _call_jumps(analysis: Analysis, finding: Finding) -> None:
     """A step of the path (or the site) whose calls per iteration differ by CALL_JUMP between windows."""
     records = {r.id: r for r in analysis.results.done}
@@ -368,11 +388,9 @@ def _call_jumps(analysis: Analysis, finding: Finding) -> None:
             its = _iterations(record) if record else None
             if row is not None and its:
                 per_run.append((row.ncall / its, row.ncall, run_id))
-        if len(per_run) < 2:
-            continue
-        low, high = min(per_run), max(per_run)
-        if low[0] > 0 and high[0] / low[0] >= CALL_JUMP:
-            jump = high[0] / low[0]
+        jumped = call_jump(per_run)
+        if jumped is not None:
+            jump, low, high = jumped
             text = (f"the code path changes between windows: `{_short(step.function)}` ran {high[1]:,} times in {high[2]} "
                     f"({md.rate(high[0])} per iteration) against {low[1]:,} in {low[2]} ({md.rate(low[0])} per iteration)")
             if best is None or jump > best[0]:
@@ -426,11 +444,13 @@ def _look_next(analysis: Analysis, record: RunRecord, finding: Finding) -> list[
     items = []
     svg = record.value("sampled_svg")
     if isinstance(svg, str):
-        items.append(f"flame graph `{svg}` (search for `{_short(finding.subject)}`)")
+        items.append(f"flame graph `{svg}` (search for `{finding.subject}`)")
     pstat = record.value("pstat")
     if isinstance(pstat, str):
+        # pstats matches a regex against `file:line(name)`: the bare name (`__init__`) matches every class's
+        where = re.escape(f"{Path(finding.file or '').name}:{finding.first_line}({finding.subject})")
         items.append(f"`python -c \"import pstats; pstats.Stats('{pstat}').sort_stats('cumulative')"
-                     f".print_callers('{_short(finding.subject)}')\"`")
+                     f".print_callers(r'{where}')\"`")
     if finding.hot_lines and finding.file:
         items.append(f"the source: `{finding.file}:{finding.hot_lines[0].line}`")
     return items

@@ -72,9 +72,9 @@ def render_live(analysis: Analysis) -> str:
     records = analysis.results.records
     head = (
         f"# Where the wall time goes: yappi profile of `{strategy}`\n\n_From `{plan_name}`; wall-clock timing (yappi WALL)._"
-        f"\n\n**Written while the plan runs** ({len(analysis.results.done)} of {len(records)} runs profiled): the findings, "
-        "whose time it is and the runs so far. The summary, offender tables, scaling, the cross-check's tables and the "
-        "charts are added when the plan ends (`make report` writes them any time)."
+        f"\n\n**Rewritten after each finished run** ({len(analysis.results.done)} of {len(records)} runs profiled so far): "
+        "the findings, whose time it is and the runs. `lumiprof report` (or `make report`) adds the summary, offender "
+        "tables, scaling, the cross-check's tables and the charts, at any time; `make profile` does it when the plan ends."
     )
     return "\n\n".join([head, *(section().render(analysis) for section in LIVE_SECTIONS)]) + "\n"
 

@@ -14,6 +14,7 @@ import argparse
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
@@ -134,11 +135,17 @@ def build_parser(prog: str = "python -m supervisor") -> argparse.ArgumentParser:
     return parser
 
 
+_CONSOLE = threading.Lock()
+"""One line at a time: lanes (``--executor ray``) finish side by side, and ``print`` writes the
+text and its newline separately, so two result lines could run into one."""
+
+
 def _print(text: str) -> None:
     """Console output that survives a closed pipe (``status | head -1``) or a hung-up terminal (EIO
     after SIGHUP): the rest of the output is dropped, the work goes on."""
     try:
-        print(text, flush=True)
+        with _CONSOLE:
+            print(text, flush=True)
     except OSError:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail too
@@ -146,7 +153,7 @@ def _print(text: str) -> None:
 
 def _warn(text: str) -> None:
     """Errors and warnings: stderr, one line each (progress and results stay on stdout)."""
-    with contextlib.suppress(OSError):  # a closed stderr must not stop the queue either
+    with contextlib.suppress(OSError), _CONSOLE:  # a closed stderr must not stop the queue either
         print(text, file=sys.stderr, flush=True)
 
 

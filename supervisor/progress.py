@@ -58,9 +58,11 @@ class View:
 
     @classmethod
     def now(cls, watched: Watched) -> View:
-        progress = read_progress(watched.work_dir)
-        fraction = progress.fraction(watched.start, watched.end) if progress else None
         elapsed = time.monotonic() - watched.began
+        progress = read_progress(watched.work_dir)
+        if progress is not None and progress.written < time.time() - elapsed:
+            progress = None  # left by an earlier attempt: the runner has not emptied the folder yet
+        fraction = progress.fraction(watched.start, watched.end) if progress else None
         left = run_left(progress, fraction, watched.estimate, elapsed, watched.tail, time.time())
         return cls(watched, progress, fraction, elapsed, left)
 
@@ -69,7 +71,7 @@ class View:
         if self.left is None:
             return "?"
         text = duration(self.left + self.watched.rest_seconds)
-        return f"at least {text}" if self.watched.rest_unknown else text
+        return f"at least {text}" if self.watched.rest_unknown else f"~{text}"
 
     def where(self) -> str:
         """``backtest at 2025-02-14 10:30 (46 % of window), 5,120 iterations``, or the phase alone."""
@@ -84,7 +86,7 @@ class View:
         named = f"{self.watched.pass_name}: " if self.watched.pass_name else ""
         return (
             f"  {self.watched.run_id:<24} {named}{self.where()}; {duration(self.elapsed)} elapsed, "
-            f"~{duration(self.left)} left; selection ~{self.selection_left} left"
+            f"~{duration(self.left)} left; selection {self.selection_left} left"
         )
 
 
@@ -136,11 +138,12 @@ class PlainDisplay:
         self._next = 0.0
 
     def begin(self, watched: Watched) -> None:
-        self._next = watched.began + self.interval
+        self._next = time.monotonic() + self.interval
 
     def update(self, view: View) -> None:
-        if time.monotonic() >= self._next:
-            self._next += self.interval
+        now = time.monotonic()
+        if now >= self._next:  # from now, not from the last due time: a late watcher prints one line, not a burst
+            self._next = now + self.interval
             self.echo(view.line())
 
     def end(self) -> None:
@@ -176,7 +179,7 @@ class LiveDisplay:
     def update(self, view: View) -> None:
         detail = (
             f"{view.where()} · {duration(view.elapsed)} · ~{duration(view.left)} left · "
-            f"selection ~{view.selection_left}"
+            f"selection {view.selection_left}"
         )
         self._bar.update(self._task, completed=view.fraction or 0.0, detail=detail)
 
@@ -206,9 +209,11 @@ class Monitor:
         stop = threading.Event()
 
         def loop() -> None:
-            while not stop.wait(POLL_SECONDS):
+            while True:  # the first view at once: the ETA shows before the worker says anything
                 with contextlib.suppress(Exception):  # a display problem must never stop the queue
                     self.display.update(View.now(watched))
+                if stop.wait(POLL_SECONDS):
+                    return
 
         self.display.begin(watched)
         thread = threading.Thread(target=loop, name="lumiprof-progress", daemon=True)

@@ -6,6 +6,7 @@ Real processes: the console script the install put beside this interpreter, and 
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -77,3 +78,25 @@ def test_compare_refuses_bad_input_in_one_line(tmp_path: Path, args: tuple[str, 
     assert proc.returncode == 2
     assert message in proc.stderr and len(proc.stderr.splitlines()) == 1
     assert not (tmp_path / "profiling").exists()
+
+
+LANES = """
+import sys, threading
+from supervisor import cli
+sys.setswitchinterval(1e-6)  # switch threads as often as possible: between a line and its newline
+def lane(n):
+    for i in range(300):
+        cli._print(f"lane-{n} done line {i} " + "x" * 50)
+threads = [threading.Thread(target=lane, args=(n,)) for n in range(6)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+"""
+
+
+def test_result_lines_of_lanes_side_by_side_never_run_into_one_another() -> None:
+    """Seen under --executor ray: 'ray-a done ...ray-b done ...' on one line, then an empty one."""
+    out = subprocess.run([sys.executable, "-c", LANES], capture_output=True, text=True, check=True).stdout
+    lines = out.splitlines()
+    assert len(lines) == 1800
+    assert all(re.fullmatch(r"lane-\d done line \d+ x{50}", line) for line in lines), [
+        line for line in lines if not re.fullmatch(r"lane-\d done line \d+ x{50}", line)][:3]

@@ -63,7 +63,9 @@ def crosscheck_rows(plan: Path, result: dict[str, Any]) -> dict[str, dict[str, s
 def test_a_real_window_is_cross_checked(example: tuple[Path, dict[str, Any]]) -> None:
     plan, result = example
     assert result["status"] == "done" and result["cross_check"] == "sampled", result["notes"]
-    assert 1.3 <= result["profiler_overhead_ratio"] <= 5
+    # yappi slows this window about 2x on a quiet machine; load that hits one pass more than the
+    # other moves it (1.06x-2.69x on the default plan at load 2-6, 1.27x here beside a second suite)
+    assert 1.0 < result["profiler_overhead_ratio"] <= 5
     measured = result["wall_seconds_total"] / result["unprofiled_wall_seconds"]
     assert result["profiler_overhead_ratio"] == pytest.approx(measured, rel=1e-2)
     assert result["sampled_samples"] > 50 and result["sampled_rate_hz"] == DEFAULT_RATE_HZ

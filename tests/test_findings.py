@@ -10,6 +10,7 @@ line-level stacks, yappi's pstat), not against text the report always prints.
 from __future__ import annotations
 
 import marshal
+import shlex
 import subprocess
 import sys
 from collections import Counter
@@ -23,7 +24,7 @@ from common.offenders import is_wrapper
 from common.owners import Owner, owner_of_frame, owner_of_stack, verdict
 from common.profiles import read_funcs
 from report.analysis import Analysis
-from report.findings import Finding, findings
+from report.findings import Finding, call_jump, findings
 from report.resultset import load as load_results
 from supervisor.plan import PlanStore
 from tests.conftest import load, short_run, write_plan
@@ -146,6 +147,13 @@ def test_the_planted_slow_path_is_the_first_finding(planted_runs: dict[str, tupl
     assert "### 1. `PlantedHistory.rebuild_history`" in report
     assert f"**{result['time_by_owner']['verdict']}**" in report.split("## Whose time is it, per window", 1)[1]
 
+    # Where to look next: the pstats command, run as printed, shows the planted function's callers and nothing else.
+    command = next(item for item in first.look_next if "print_callers" in item).strip("`")
+    shown = subprocess.run(["sh", "-c", command.replace("python", shlex.quote(sys.executable), 1)], cwd=plan.parent,
+                           capture_output=True, text=True, check=True).stdout
+    assert "List reduced from" in shown and " to 1 due to restriction" in shown, shown
+    assert f"planted.py:{plant[1]}(PlantedHistory.rebuild_history)" in shown
+
     # Peak RSS of both passes; the report was rewritten right after the run, and the console said where.
     assert result["peak_rss_mb"] > 50 and result["sampled_pass"]["peak_rss_mb"] > 50
     assert f"report     {plan.parent / 'profiling' / 'REPORT.md'} rewritten in" in console
@@ -196,3 +204,15 @@ def test_without_a_cross_check_the_findings_come_from_yappi_and_say_so(
     assert table["seconds"][str(Owner.DATA)] == pytest.approx(totals[Owner.DATA], abs=0.002)
     report = (plan.parent / "profiling" / "REPORT.md").read_text()
     assert "come from **yappi alone**" in report.split("## Findings", 1)[1]
+
+
+def test_a_path_change_needs_more_calls_not_only_fewer_iterations() -> None:
+    """Seen on the default plan: LumiBot's analysis runs once per backtest, so its calls per
+    iteration are 45x higher in a week than in ten months; that is no change of code path."""
+    once_per_run = [(1 / 228, 1, "wk"), (1 / 10_332, 1, "full")]
+    assert call_jump(once_per_run) is None
+    refetching = [(1_529 / 1_044, 1_529, "mo-2025-05"), (1 / 10_332, 1, "full"), (1 / 1_008, 1, "mo-2025-09")]
+    jumped = call_jump(refetching)
+    assert jumped is not None and jumped[2][2] == "mo-2025-05" and jumped[1][2] == "full"
+    steady = [(1.0, 228, "wk"), (1.0, 10_332, "full")]
+    assert call_jump(steady) is None and call_jump(steady[:1]) is None

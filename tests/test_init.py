@@ -20,7 +20,7 @@ import pytest
 from supervisor.initcmd import choose_data_source
 from supervisor.plan import pristine, validate
 from supervisor.template import SHORT_WINDOWS, SPEC_WINDOWS
-from tests.conftest import REPO_PLAN
+from tests.conftest import REPO_PLAN, load, short_run, supervise, write_plan
 from worker.symbols import scan
 
 
@@ -124,6 +124,35 @@ def test_refusals_are_one_line_and_write_nothing(tmp_path: Path, body: str, targ
     assert proc.stderr == f"error: {message}\n"
     assert proc.stdout == ""
     assert not (tmp_path / "profiling_plan.json").exists()
+
+
+USES_ITS_OWN_COMMON = """
+    from lumibot.strategies import Strategy
+    from common.indicators import fast
+
+
+    class MyStrategy(Strategy):
+        def on_trading_iteration(self):
+            fast(1)
+    """
+
+
+def test_a_package_named_like_one_of_ours_is_named_as_the_reason(tmp_path: Path) -> None:
+    """A user's own ``common`` package is shadowed by ours: say so, in init and in a run, not
+    'No module named common.indicators' for a file that is right there."""
+    (tmp_path / "common").mkdir()
+    (tmp_path / "common" / "__init__.py").write_text("")
+    (tmp_path / "common" / "indicators.py").write_text("def fast(x):\n    return x\n")
+    strategy_file(tmp_path, USES_ITS_OWN_COMMON)
+    reason = "its package 'common' has the name of one of the profiler's own packages"
+    proc = init("my_strategy.py:MyStrategy", cwd=tmp_path)
+    assert proc.returncode == 2 and reason in proc.stderr and proc.stderr.count("\n") == 1, proc.stderr
+
+    plan = write_plan(tmp_path, [short_run("r0", "2024-09-03", "2024-09-04")], {"strategy": "my_strategy.py:MyStrategy"})
+    ran = supervise(plan)
+    result = load(plan)["results"]["r0"]
+    assert ran.returncode == 1 and result["status"] == "error" and result["error_kind"] == "import", ran.stdout
+    assert reason in result["notes"] and reason in ran.stdout
 
 
 def test_an_existing_plan_is_never_overwritten(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from common.offenders import is_wrapper
 from common.profiles import read_funcs
 from common.progress import Progress, read_progress
 from supervisor.eta import DEFAULT_OVERHEAD, Estimator, check_after, duration, run_left
-from supervisor.progress import pass_name
+from supervisor.progress import PlainDisplay, View, Watched, pass_name
 from tests.conftest import load, short_run, supervise
 
 META = {"strategy_parameters": {"sleeptime": "30M"}, "phase1_mode": "single"}
@@ -176,3 +176,37 @@ def test_a_torn_or_missing_progress_file_reads_as_none(tmp_path: Path) -> None:
     assert read_progress(tmp_path) is None
     (tmp_path / "progress.json").write_text('{"phase": "backtest", "simul')
     assert read_progress(tmp_path) is None
+
+
+def test_a_snapshot_older_than_the_pass_is_an_earlier_attempts_and_is_not_shown(tmp_path: Path) -> None:
+    """The display starts before the runner empties the work folder: the last attempt's 100 %
+    must not be shown as this pass's progress."""
+    began = time.monotonic()
+    watched = Watched("r", "2024-09-03", "2024-09-04", tmp_path, 30.0, 0.0, 0, began, "profiled")
+    old = Progress("finishing", "2024-09-03T23:00:00", 40, 12.0, time.time() - 60)
+    (tmp_path / "progress.json").write_bytes(old.to_bytes())
+    view = View.now(watched)
+    assert view.progress is None and view.where() == "starting" and view.left is not None and view.left <= 30.0
+    fresh = Progress("backtest", "2024-09-03T12:00:00", 20, 1.0, time.time())
+    (tmp_path / "progress.json").write_bytes(fresh.to_bytes())
+    assert View.now(watched).progress == fresh
+
+
+def test_the_selection_left_is_approximate_or_a_lower_bound_never_both(tmp_path: Path) -> None:
+    known = Watched("r", "2024-09-03", "2024-09-04", tmp_path, 30.0, 60.0, 0, time.monotonic(), "profiled")
+    assert re.search(r"selection ~1 min 30 s left$", View.now(known).line())
+    unknown = Watched("r", "2024-09-03", "2024-09-04", tmp_path, 30.0, 60.0, 2, time.monotonic(), "profiled")
+    assert re.search(r"selection at least 1 min 30 s left$", View.now(unknown).line())
+
+
+def test_plain_lines_count_from_the_passs_own_start_one_per_interval(tmp_path: Path) -> None:
+    """Seen on the default plan: a profiled pass after a 45 s preload printed three lines at once."""
+    lines: list[str] = []
+    display = PlainDisplay(lines.append, interval=0.3)
+    watched = Watched("r", "2024-09-03", "2024-09-04", tmp_path, 30.0, 0.0, 0, time.monotonic() - 45, "profiled")
+    display.begin(watched)
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        display.update(View.now(watched))
+        time.sleep(0.01)
+    assert 2 <= len(lines) <= 4, lines

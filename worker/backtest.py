@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from common.sourcetree import OWN_PACKAGES
 from worker import options
 from worker.datasources import DataCounter, observed, resolve
 from worker.protocol import RunSpec
@@ -68,11 +69,26 @@ def load_strategy(target: str, search_path: list[str]) -> type[Any]:
     try:
         module = _import_file(module_name, search_path) if module_name.endswith(".py") else importlib.import_module(module_name)
     except Exception as exc:
-        raise WorkerFailure("import", f"strategy {target!r} does not import: {type(exc).__name__}: {exc}") from exc
+        raise WorkerFailure("import", f"strategy {target!r} does not import: {import_problem(exc)}") from exc
     cls = getattr(module, class_name, None)
     if not isinstance(cls, type):
         raise WorkerFailure("import", f"strategy {target!r}: module has no class {class_name!r}")
     return cls
+
+
+def import_problem(exc: BaseException) -> str:
+    """``ModuleNotFoundError: No module named 'common.indicators'``, or the reason behind it.
+
+    Our packages are imported before the strategy, so a ``common`` (or ``report``...) package of
+    its own is shadowed by ours, and the bare error would send the user looking for a file that
+    is right there.
+    """
+    name = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
+    top = name.split(".", 1)[0] if isinstance(name, str) else ""
+    if top in OWN_PACKAGES:
+        return (f"its package {top!r} has the name of one of the profiler's own packages "
+                f"({', '.join(OWN_PACKAGES)}), which shadows it: rename it (e.g. 'my_{top}') to profile this strategy")
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _import_file(name: str, search_path: list[str]) -> Any:

@@ -78,14 +78,14 @@ def own_sleeptime(cls: type[Any], strategy_base: type[Any]) -> Any:
 
 
 def describe(target: str, search_path: list[str]) -> dict[str, Any]:
-    from worker.backtest import WorkerFailure, load_strategy
+    from worker.backtest import WorkerFailure, import_problem, load_strategy
 
     try:
         cls = load_strategy(target, search_path)
     except WorkerFailure as exc:
         cause = exc.__cause__
         if cause is not None:
-            return {"ok": False, "kind": "import", "error": last_line(cause)}
+            return {"ok": False, "kind": "import", "error": import_problem(cause)}
         return {"ok": False, "kind": "class", "error": str(exc)}  # imported, but no such class
     from lumibot.strategies import Strategy
 
