@@ -142,6 +142,7 @@ def make_plan(folder: Path, runs: list[dict[str, Any]], meta: dict[str, Any] | N
     plan["runs"] = runs
     plan["meta"]["data_source"] = dict(SYNTHETIC)
     plan["meta"]["timeout_seconds"] = 600
+    plan["meta"]["memory"] = "off"  # a benchmark of something else must not time memory passes too (memory_cost.py does)
     for key, value in (meta or {}).items():
         if key == "strategy_parameters":
             plan["meta"][key] = {**plan["meta"][key], **value}

@@ -18,6 +18,7 @@ BENCH = Path(__file__).resolve().parent
 SCRIPTS = (
     "profiler_overhead",
     "sampled_overhead",
+    "memory_cost",
     "progress_overhead",
     "eta_accuracy",
     "supervisor_overhead",

@@ -181,19 +181,40 @@ def attribute(stacks: Iterable[Stack], hints: Hints | None = None) -> Attributio
         found.counted += stack.count
         owner = str(owner_of_stack([(f.file, f.name) for f in chain]))
         found.owners[owner] += stack.count
-        index = next((i for i in range(len(chain) - 1, -1, -1) if fixable(chain[i])), None)
-        if index is None:
+        placed = place(chain, strategy_thread, hints)
+        if placed is None:
             continue
-        while index > 0 and _nested(chain[index], chain[index - 1]):
-            index -= 1  # a comprehension or lambda is part of the function it is written in: same lines
-        frame = chain[index]
-        site = found.sites.setdefault(function_key(frame, hints), _Site())
+        site = found.sites.setdefault(placed.key, _Site())
         site.samples += stack.count
-        site.lines[frame.line] += stack.count
-        anchor, start = _anchor(chain, strategy_thread)
-        site.paths[(anchor, _path(chain, min(start, index), index, hints))] += stack.count
+        site.lines[placed.line] += stack.count
+        site.paths[placed.path] += stack.count
         site.spent_in[owner] += stack.count
     return found
+
+
+@dataclass(frozen=True)
+class Placed:
+    """Where one stack's cost goes: its site (yappi's key), the line of the site it ran, the path from its anchor."""
+
+    key: tuple[str, int, str]
+    line: int
+    path: tuple[str, tuple[tuple[str, str, int, int], ...]]
+
+
+def place(chain: Sequence[Frame], strategy_thread: bool, hints: Hints | None = None) -> Placed | None:
+    """The site of a stack (outermost frame first): its innermost fixable frame, or None if it has none.
+
+    Time (py-spy samples, here) and memory (memray's allocation stacks, :mod:`supervisor.memory`)
+    place their costs by this one rule, so a memory finding and a time finding at one site agree.
+    """
+    index = next((i for i in range(len(chain) - 1, -1, -1) if fixable(chain[i])), None)
+    if index is None:
+        return None
+    while index > 0 and _nested(chain[index], chain[index - 1]):
+        index -= 1  # a comprehension or lambda is part of the function it is written in: same lines
+    frame = chain[index]
+    anchor, start = _anchor(chain, strategy_thread)
+    return Placed(function_key(frame, hints), frame.line, (anchor, _path(chain, min(start, index), index, hints)))
 
 
 def owner_table(attribution: Attribution, wall_seconds: float | None) -> dict[str, Any]:

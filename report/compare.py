@@ -52,6 +52,7 @@ class Comparison:
             self._results(),
             self._functions(),
             self._owners(),
+            self._memory(),
             self._setup(),
         ]
         return "\n\n".join(parts) + "\n"
@@ -175,6 +176,36 @@ class Comparison:
             md.table(["run", "verdict", *[str(o) for o in OWNER_COLUMNS], "source before / after"], rows),
         ])
 
+    def _memory(self) -> str:
+        """Each common run's memory pass before and after: peak heap, peak RSS, the owner holding most."""
+        head = "## Memory per window"
+        rows = []
+        for b, a in self.common:
+            old, new = _memory_of(b), _memory_of(a)
+            if old is None or new is None:
+                continue
+            noise, how = memory_noise(old, new)
+            ratio = new["peak_heap_bytes"] / old["peak_heap_bytes"] if old["peak_heap_bytes"] else None
+            moved = ratio is not None and abs(ratio - 1.0) > noise
+            word = ("**more**" if ratio > 1 else "**less**") if moved and ratio is not None else "within noise"
+            rows.append([
+                a.id, f"{old['peak_heap_bytes'] / MB:,.1f} → {new['peak_heap_bytes'] / MB:,.1f}", md.ratio(
+                    new["peak_heap_bytes"], old["peak_heap_bytes"]),
+                f"{md.plain(old.get('peak_rss_mb'))} → {md.plain(new.get('peak_rss_mb'))}",
+                f"{old.get('top_owner_at_peak') or '–'} → {new.get('top_owner_at_peak') or '–'}", word, how,
+            ])  # fmt: skip
+        if not rows:
+            return f"{head}\n\nNo common run has a memory pass on both sides (`meta.memory`, docs/memory.md)."
+        return "\n\n".join([
+            head,
+            "Peak heap (memray's high-water mark of the memory pass) and peak RSS (its worker's `ru_maxrss`), MB before → "
+            "after, and the owner class holding most at the peak. Memory is near-deterministic: the peak heap of one "
+            "window moves by the spread its repeats measured ((max - min) / median of each side's memory passes), and a "
+            f"change must exceed twice the wider side's spread and at least {100 * MEMORY_FLOOR:.0f} %; with one memory "
+            f"pass per side, the floor alone ({SINGLE_PASS_NOTE}).",
+            md.table(["run", "peak heap MB", "ratio", "peak RSS MB", "top owner at peak", "verdict", "noise"], rows, [2]),
+        ])
+
     def _per_pass_totals(self, side: str) -> list[dict[str, float]]:
         """Pass k's cumulative seconds per function, summed over the common runs (k up to the fewest passes)."""
         records = [b if side == "before" else a for b, a in self.common]
@@ -213,6 +244,33 @@ def _noise_band(*sides: ResultSet) -> tuple[float | None, str]:
         if isinstance(percent, int | float):
             return percent / 100.0, f"Phase 0 of {side.store.path}, {summary.get('repeats')} repeats"
     return None, "no Phase 0 repeats"
+
+
+MB = 1024 * 1024
+MEMORY_FLOOR = 0.01
+"""The least relative change of a peak heap called a change: three memory passes of one window were
+0.000 % (a week) and 0.007 % (a month) apart (``bench/memory_cost.py``, docs/memory.md); 1 % leaves room
+for a machine or library difference that moves allocations without changing the code."""
+SINGLE_PASS_NOTE = "docs/memory.md has the spread measured between identical memory passes"
+
+
+def _memory_of(record: RunRecord) -> dict[str, Any] | None:
+    held = record.value("memory")
+    ok = isinstance(held, dict) and held.get("status") == "done" and isinstance(held.get("peak_heap_bytes"), int)
+    return held if ok else None
+
+
+def memory_noise(before: dict[str, Any], after: dict[str, Any]) -> tuple[float, str]:
+    """The relative change of the peak heap below which it is noise, and how that was measured."""
+    spreads = []
+    for side in (before, after):
+        spread = (side.get("repeats") or {}).get("peak_heap_bytes") or {}
+        if spread.get("n", 0) >= 2 and spread.get("median"):
+            spreads.append((spread["max"] - spread["min"]) / spread["median"])
+    if not spreads:
+        return MEMORY_FLOOR, "one memory pass per side: the floor"
+    widest = max(spreads)
+    return max(2 * widest, MEMORY_FLOOR), f"repeats: spread up to {100 * widest:.2f} %"
 
 
 OWNER_COLUMNS = (Owner.STRATEGY, Owner.LUMIBOT, Owner.DATA, Owner.IO, Owner.OUTPUT)

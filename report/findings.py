@@ -13,8 +13,8 @@ are findings, with yappi's figure for the same site beside (its self time plus t
 library code it calls directly, from the pstat). Without a cross-check the ranking, the seconds
 and the call path come from yappi alone (labelled ``profiled``) and there are no hot lines.
 
-**Memory findings**: the worker's peak RSS per window (``peak_rss_mb``, getrusage of the worker
-process) growing faster than the window (the same exponent rule as a function's time).
+**Memory findings** (:mod:`report.memory`): the sites holding most bytes at the memory pass's
+peak, with what they still held at the end and how that grows with the window.
 """
 
 from __future__ import annotations
@@ -36,10 +36,11 @@ from report import markdown as md
 from report.analysis import CALL_JUMP, Analysis
 from report.filecache import cached
 from report.resultset import RunRecord
-from report.scaling import SUPERLINEAR_EXPONENT, Growth, growth_exponent, superlinear
+from report.scaling import Growth, superlinear
 from report.trust import load_run
 
 LIMIT = 5
+MEMORY_LIMIT = 3
 MANY_CALLS_PER_ITERATION = 10.0
 """A function called at least this often per iteration: a loop someone may not know they wrote."""
 FEW_SAMPLES = 30
@@ -97,20 +98,27 @@ class Finding:
     evidence_for: list[str] = field(default_factory=list)
     evidence_against: list[str] = field(default_factory=list)
     look_next: list[str] = field(default_factory=list)
+    retained: float | None = None
+    """Memory: bytes the site still held when the backtest ended (in the window of its largest peak)."""
+    growth_exponent: float | None = None
+    """Memory: the exponent of its bytes at the peak against trading days over the covered windows."""
+    projected: float | None = None
+    projected_days: int | None = None
+    """Memory: its bytes at the peak at twice the longest covered window, if the power law holds."""
+    leak_shaped: bool = False
 
     @property
     def where(self) -> str:
         return f"{self.file}:{self.first_line}" if self.file else "–"
 
 
-def rank(findings: Iterable[Finding], limit: int = LIMIT) -> list[Finding]:
-    """Time findings by seconds, then memory findings by bytes; a memory finding, if any, keeps one
-    of the ``limit`` places (seconds and bytes do not compare, so neither kind pushes the other out)."""
+def rank(findings: Iterable[Finding], limit: int = LIMIT, memory_limit: int = MEMORY_LIMIT) -> list[Finding]:
+    """Up to ``limit`` time findings by seconds, then up to ``memory_limit`` memory findings in the
+    order given (:mod:`report.memory` ranks them by bytes at the peak): seconds and bytes do not
+    compare, so neither kind pushes the other out."""
     items = list(findings)
     time = sorted((f for f in items if f.unit == "s"), key=lambda f: f.amount, reverse=True)
-    other = sorted((f for f in items if f.unit != "s"), key=lambda f: f.amount, reverse=True)
-    kept = time[: limit - min(len(other), 1)]
-    return kept + other[: limit - len(kept)]
+    return time[:limit] + [f for f in items if f.unit != "s"][:memory_limit]
 
 
 # -- reading the per-run files, cached across rewrites of one supervisor session ------------
@@ -448,34 +456,10 @@ def _look_next(analysis: Analysis, record: RunRecord, finding: Finding) -> list[
     return items
 
 
-# -- memory findings ------------------------------------------------------------------------
-def memory_findings(analysis: Analysis) -> list[Finding]:
-    """Peak RSS growing faster than the window length over the done Phase 1 runs."""
-    runs = [r for r in analysis.scaling_runs if isinstance(r.value("peak_rss_mb"), int | float)]
-    points = [(float(r.days), float(r.value("peak_rss_mb"))) for r in runs]
-    if len(points) < 3 or len({d for d, _ in points}) < 2:
-        return []
-    fit = growth_exponent(points)
-    if fit is None or fit.slope <= SUPERLINEAR_EXPONENT:
-        return []
-    longest = max(runs, key=lambda r: (r.days, r.value("peak_rss_mb")))
-    mb = float(longest.value("peak_rss_mb"))
-    sampled = (longest.value("sampled_pass") or {}).get("peak_rss_mb")
-    finding = Finding(
-        kind="memory", subject="peak RSS of the worker process", amount=mb * 1024 * 1024, unit="B",
-        measured="getrusage(RUSAGE_SELF).ru_maxrss of the profiled worker", owner="–",
-        profiled_amount=None if sampled is None else float(sampled) * 1024 * 1024,
-        windows=[WindowCost(r.id, float(r.value("peak_rss_mb")) * 1024 * 1024, None, None, None) for r in runs],
-    )  # fmt: skip
-    finding.evidence_for.append(
-        f"peak RSS grows as days^{fit.slope:.2f} over {fit.points} Phase 1 runs (R² {fit.r_squared:.2f}): faster than the window")
-    finding.evidence_against.append("peak RSS includes the interpreter and its imports (a fixed few hundred MB), which "
-                                    "makes this fit conservative; the memory pass says which sites hold the growth")
-    return [finding]
-
-
 def findings(analysis: Analysis, limit: int = LIMIT) -> tuple[list[Finding], str]:
     """The report's findings and how their seconds were measured (``sampled`` or ``profiled``); once per analysis."""
+    from report.memory import memory_findings  # it builds on this module's Finding
+
     cached: tuple[list[Finding], str] | None = analysis.__dict__.get("_findings")
     if cached is None:
         timed, how = time_findings(analysis, limit)

@@ -60,7 +60,8 @@ def render_report(analysis: Analysis) -> str:
     return "\n\n".join(body) + "\n"
 
 
-LIVE_SECTIONS = (sections.FindingsSection, sections.OwnersSection, sections.RunsTable, sections.MissingRuns)
+LIVE_SECTIONS = (sections.FindingsSection, sections.OwnersSection, sections.MemorySection, sections.RunsTable,
+                 sections.MissingRuns)
 """What the rewrite after each run renders: the sections whose cost does not grow with the plan's profiles."""
 
 

@@ -25,6 +25,10 @@ MIN_FRACTION = 0.05
 """Below 5 % of the window the running entry's own pace is too young to extrapolate from."""
 
 
+DEFAULT_MEMORY_COST = 2.0
+"""The memory pass's wall over the unprofiled wall when the plan has measured none yet (median
+1.86x on a week and on a month of synthetic minute bars: ``bench/memory_cost.py``, docs/memory.md)."""
+
 DEFAULT_OVERHEAD = 2.0
 """yappi's wall-clock slowdown of a backtest when the plan has measured none yet: 2.09x on
 pandas data, 2.02x on local DataBento (``bench/profiler_overhead.py``, README Performance)."""
@@ -54,12 +58,24 @@ def check_seconds(result: Any) -> float | None:
     return None if worker is None else worker + (_number(sampled.get("compare_seconds")) or 0.0)
 
 
+def memory_seconds(result: Any) -> float | None:
+    """Seconds of the memory pass in a result (its worker plus reading its capture)."""
+    held = result.get("memory") if isinstance(result, dict) else None
+    if not isinstance(held, dict):
+        return None
+    worker = _number(held.get("worker_process_seconds"))
+    return None if worker is None else worker + (_number(held.get("read_seconds")) or 0.0)
+
+
 def profiled_seconds(result: Any) -> float | None:
-    """Seconds of the profiled pass alone: pass 1's ``entry_seconds`` also holds the cross-check."""
+    """Seconds of the profiled pass alone: ``entry_seconds`` also holds the memory pass, and pass 1's the cross-check."""
     seconds = entry_seconds(result)
+    if seconds is None:
+        return None
+    seconds -= min(memory_seconds(result) or 0.0, seconds / 2)
     check = check_seconds(result)
     median_pass = ((result.get("repeats") or {}).get("median_pass", 1)) if isinstance(result, dict) else 1
-    if seconds is None or check is None or median_pass != 1 or check >= seconds:
+    if check is None or median_pass != 1 or check >= seconds:
         return seconds
     return seconds - check
 
@@ -82,6 +98,8 @@ class Estimator:
     """Median of (unprofiled check seconds / profiled pass seconds) over the plan's checked entries."""
     overhead: float = DEFAULT_OVERHEAD
     """Median ``profiler_overhead_ratio`` (yappi / plain backtest wall) the plan's checks measured."""
+    memory_cost: float = DEFAULT_MEMORY_COST
+    """Median memory-pass cost (its wall / the unprofiled wall) the plan's memory passes measured."""
     tail_per_day: float | None = None
     """Median seconds per window day a profiled pass spent after the window's last iteration
     (``phases``: LumiBot's analysis and output, which grows with the trades, so with the window),
@@ -110,7 +128,7 @@ class Estimator:
         xs, ys = [p[0] for p in points.values()], [p[1] for p in points.values()]
         fit = fit_line(xs, ys)
         per_day = sum(ys) / sum(xs) if xs else None
-        ratios, overheads, tails = [], [], []
+        ratios, overheads, tails, costs = [], [], [], []
         days_of = {run["id"]: _days(run) for run in plan["runs"]}
         for run_id, result in checked.items():  # every one has a profiled time (that is how it got here)
             profiled = profiled_seconds(result) or 1.0
@@ -124,9 +142,13 @@ class Estimator:
             overhead = _number(result.get("profiler_overhead_ratio"))
             if overhead is not None:
                 overheads.append(overhead)
+            cost = _number((result.get("memory") or {}).get("cost_ratio"))
+            if cost is not None:
+                costs.append(cost)
         return cls(previous, fit if fit is not None and fit.slope > 0 else None, per_day,
                    statistics.median(ratios) if ratios else None,
                    statistics.median(overheads) if overheads else DEFAULT_OVERHEAD,
+                   statistics.median(costs) if costs else DEFAULT_MEMORY_COST,
                    statistics.median(tails) if tails else None)
 
     def entry(self, run: Run) -> float | None:
@@ -148,26 +170,33 @@ class Estimator:
             return None
         return profiled * self.check_ratio if self.check_ratio is not None else profiled / self.overhead
 
+    def memory(self, run: Run) -> float | None:
+        """Seconds the entry's memory pass should take: the unprofiled estimate times the memory cost."""
+        profiled = self.entry(run)
+        return None if profiled is None else profiled / self.overhead * self.memory_cost
+
     def tail(self, run: Run) -> float | None:
         """Seconds a profiled pass of ``run`` should spend after its last iteration (None if unknown)."""
         days = _days(run)
         return None if days is None or self.tail_per_day is None else days * self.tail_per_day
 
-    def step(self, run: Run, checked: bool) -> float | None:
-        """One pass of ``run``, with its unprofiled check when ``checked`` (pass 1 under a cross-check)."""
+    def step(self, run: Run, checked: bool, memory: bool = False) -> float | None:
+        """One pass of ``run``, with its unprofiled check when ``checked`` (pass 1 under a cross-check)
+        and its memory pass when ``memory``."""
         profiled = self.entry(run)
-        if profiled is None or not checked:
-            return profiled
-        check = self.check(run)
-        return None if check is None else profiled + check
+        if profiled is None:
+            return None
+        check = self.check(run) if checked else 0.0
+        held = self.memory(run) if memory else 0.0
+        return None if check is None or held is None else profiled + check + held
 
-    def total(self, runs: Iterable[Run | tuple[Run, bool]]) -> tuple[float, int]:
-        """Summed estimate of passes (a run, or a run and whether its check runs after it) and how
-        many of them have no estimate at all."""
+    def total(self, runs: Iterable[Run | tuple[Run, bool] | tuple[Run, bool, bool]]) -> tuple[float, int]:
+        """Summed estimate of passes (a run, or a run and whether its check and its memory pass run
+        after it) and how many of them have no estimate at all."""
         seconds, unknown = 0.0, 0
         for item in runs:
-            run, checked = item if isinstance(item, tuple) else (item, False)
-            guess = self.step(run, checked)
+            run, checked, memory = (*item, False)[:3] if isinstance(item, tuple) else (item, False, False)
+            guess = self.step(run, checked, memory)
             if guess is None:
                 unknown += 1
             else:

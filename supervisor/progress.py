@@ -92,6 +92,8 @@ class View:
 
 CHECK_PASS = "unprofiled check"
 """The cross-check's second run of the window, without yappi, under py-spy."""
+MEMORY_PASS = "memory pass"
+"""The memory pass: the window again, without yappi, under memray."""
 FIRST_PASS = {"preload": "preload (unprofiled)", "two_pass": "cache-warming pass"}
 """The pass before the profiled one in Phase 1's ``preload`` and ``two_pass`` modes."""
 

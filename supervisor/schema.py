@@ -282,6 +282,9 @@ _CROSS_CHECK_OPTIONS = obj({
 }, closed=True)
 
 
+MEMORY_WINDOWS = ("short", "scaling", "all", "off")
+
+
 def cross_check(value: Any) -> None:
     """``"sampled"``, ``"off"``, or ``{"mode", "py_spy", "rate_hz"}`` (see supervisor/crosscheck.py)."""
     (text(choices=CROSS_CHECK_MODES) if isinstance(value, str) else _CROSS_CHECK_OPTIONS)(value)
@@ -303,6 +306,7 @@ META = obj({
     "phase1_mode": (text(choices=PHASE1_MODES), False),
     "decision_rule": (DECISION_RULE, False),
     "cross_check": (cross_check, False),
+    "memory": (text(choices=MEMORY_WINDOWS), False),
     "repeats": (number(1, MAX_REPEATS, low_inclusive=True, integer=True), False),
     "phase0_repeats": (number(1, MAX_REPEATS, low_inclusive=True, integer=True), False),
     "backtest_options": (obj({}), False),  # keys and types: worker.options.check, called by plan.validate
@@ -324,7 +328,7 @@ RESULT = obj({
     **{key: (nullable(boolean), False) for key in ("partial", "invariants_hold", "git_dirty")},
     **{key: (nullable(obj({})), False) for key in (
         "invariants", "invariants_in_effect", "versions", "warmup", "phases", "machine", "backtest_options", "browser",
-        "time_by_owner")},
+        "time_by_owner", "memory")},
     "lumibot_outputs": (nullable(array(free_text)), False),
     "node_failures": (nullable(array(free_text)), False),
 })
@@ -355,7 +359,7 @@ WORKER_ANSWER = obj({
         "iterations", "bars_served", "history_calls", "cache_files_before", "cache_files_after",
         "internal_bars_served", "internal_history_calls")},
     "sleeptime_seconds": (_OPTIONAL_NUMBER, False),
-    **{key: (nullable(obj({})), False) for key in ("phases", "backtest_options", "browser", "time_by_owner")},
+    **{key: (nullable(obj({})), False) for key in ("phases", "backtest_options", "browser", "time_by_owner", "memory")},
     "lumibot_outputs": (array(free_text), False),
     "ok": (boolean, True),
     "partial": (boolean, True),

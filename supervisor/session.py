@@ -11,39 +11,24 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.sourcetree import checkout
-from supervisor import claims, crosscheck, sidecar, specs
+from supervisor import claims, crosscheck, memory, sidecar, specs
 from supervisor.claims import BLOCKED, Claim, Owner
-from supervisor.eta import Estimator, check_after
-from supervisor.executors import Executor, Job, Ran, cache_node, open_executor, plan_key
-from supervisor.gitinfo import git_revision
+from supervisor.eta import Estimator
+from supervisor.executors import Executor, open_executor, plan_key
 from supervisor.lanes import run_lanes
-from supervisor.owned import fresh_dir, remove_owned
+from supervisor.passes import EntryPasses
 from supervisor.phase0 import phase1_mode, summarize
 from supervisor.plan import PHASE0_LABELS, Plan, PlanError, PlanStore, PlanWriteError, Run, phase_of
-from supervisor.progress import (
-    CHECK_PASS,
-    FIRST_PASS,
-    LiveDisplay,
-    Monitor,
-    PlainDisplay,
-    Watched,
-    choose_display,
-    pass_name,
-)
-from supervisor.provider import ProviderError, Usage
-from supervisor.repeats import INTERLEAVE, combine, pass_stem, repeats_for
-from supervisor.results import build_result, error_result, relative_files
-from supervisor.runner import Interrupted, Outcome
+from supervisor.progress import LiveDisplay, Monitor, PlainDisplay, choose_display, pass_name
+from supervisor.provider import ProviderError
+from supervisor.repeats import INTERLEAVE, combine, repeats_for
+from supervisor.results import error_result
 from supervisor.stopping import StopRequest
-from worker.protocol import RunSpec
 
-DEFAULT_TIMEOUT = 1800.0
-TRANSIENT_RETRIES = 2
 #: Exit code when nothing is left to claim but entries are still running under other supervisors.
 OTHERS_RUNNING = 3
 #: Why a cross-check cannot run when workers run on cluster nodes: py-spy attaches to a local pid.
@@ -69,57 +54,7 @@ class Options:
     """Called after each recorded result (the CLI passes the report's live rewrite); returns a console line."""
 
 
-def cache_state(usage: Usage, before: int | None, after: int | None) -> str:
-    """``cold``: everything downloaded into an empty cache; ``warm``: nothing downloaded;
-    ``mixed``: downloads on top of an existing cache; ``n/a`` when nothing can tell.
-
-    The local gateway counts downloads; for the real DataBento, new cache files stand in.
-    """
-    if usage.requests is not None:
-        downloads = usage.by_schema.get("ohlcv-1m", 0)
-    elif before is None or after is None or not (before or after):
-        return "n/a"
-    else:
-        downloads = after - before
-    if downloads == 0:
-        return "warm"
-    return "cold" if not before else "mixed"
-
-
-@dataclass
-class Pass:
-    """One worker process's part of an entry (the profiled run, or a preload/warm-up pass)."""
-
-    stem: str
-    outcome: Outcome
-    usage: Usage
-    status: str
-    notes: list[str]
-    transient_retries: int
-    node: dict[str, Any] = field(default_factory=dict)
-    """Where the pass ran (:class:`supervisor.executors.Ran`); empty for a pass that never started."""
-
-    def fields(self) -> dict[str, Any]:
-        answer = self.outcome.answer or {}
-        return {
-            **self.node,
-            "cache_state": cache_state(self.usage, answer.get("cache_files_before"), answer.get("cache_files_after")),
-            "gateway_requests": self.usage.requests,
-            "gateway_bytes": self.usage.bytes,
-            "gateway_requests_by_schema": self.usage.by_schema,
-            "transient_retries": self.transient_retries,
-        }
-
-    def summary(self, store: PlanStore) -> dict[str, Any]:
-        """What the result records about a warm-up or preload pass."""
-        answer = self.outcome.answer or {}
-        files = relative_files(store, answer)
-        return {"stem": self.stem, "status": self.status, "wall_seconds_total": answer.get("wall_seconds_total"),
-                "cpu_seconds": answer.get("cpu_seconds"), "peak_rss_mb": answer.get("peak_rss_mb"), "profiled": bool(files),
-                "files": files, **self.fields()}
-
-
-class Session:
+class Session(EntryPasses):
     """Runs the selected entries of one plan file; ``run`` returns the process exit code."""
 
     def __init__(
@@ -397,10 +332,7 @@ class Session:
         except KeyboardInterrupt:
             self._give_back_held(group, "between passes")
             raise
-        statuses = [
-            self._finish_entry(claim, crosscheck.with_cross_check(combine(passes[claim.run["id"]]), passes[claim.run["id"]][0]))
-            for claim in group
-        ]
+        statuses = [self._finish_entry(claim, self._entry_result(claim.run, passes[claim.run["id"]])) for claim in group]
         if any(phase_of(c.run) == "phase0" for c in group) and "sidecar" not in statuses:
             summary = summarize(self.store)
             if summary is not None:
@@ -419,63 +351,12 @@ class Session:
                     return f"cold probe pass {number} failed, so its warm pass did not run"
         return ""
 
-    def _one_pass(self, plan: Plan, claim: Claim, settings: dict[str, Any], number: int, skip: str) -> dict[str, Any]:
-        """One pass of an entry (with its preload or warm-up pass in those modes), as a result record."""
-        run = claim.run
-        began = self._watching["began"]
-        stem = pass_stem(run["id"], number)
-        cache = specs.cache_folder(self.store, plan, run, number)
-        sampled_cache = specs.cache_root(self.store, plan) / f"{run['id']}.sampled"
-        # once per entry, beside the pass with the spec's files; never without a py-spy to sample it
-        cross_check = self.cross_check.on and self.py_spy[0] is not None and number == 1
-        if run["label"] != PHASE0_LABELS[1]:
-            fresh_dir(cache)  # every pass but a warm probe pass starts cold
-        mode = None if phase_of(run) == "phase0" else phase1_mode(plan, self.options.mode)
-        extra: dict[str, Any] = {"attempt": claim.attempt, "data_source": dict(settings)}
-        notes: list[str] = []
-        first: Pass | None = None
-        if mode in ("preload", "two_pass") and not skip:
-            profiled_name = self._watching["pass_name"]
-            self._watching["pass_name"] = FIRST_PASS[mode]
-            first = self._pass(plan, run, settings, cache, claim, profile=mode == "two_pass",
-                               stem=f"{stem}.{'preload' if mode == 'preload' else 'pass1'}")
-            self._watching["pass_name"] = profiled_name
-        if skip:
-            main, status = Pass(stem, Outcome(None, None, 0.0, problem=skip), Usage(), "error", [skip], 0), "error"
-        elif first is not None and first.status != "done":
-            main, status = first, "error"
-            notes.append(f"{mode} pass failed, profiled pass not run")
-        else:
-            if cross_check:  # the state the profiled pass starts from, for the sampled pass
-                crosscheck.prepare_cache(cache, sampled_cache)
-            main = self._pass(plan, run, settings, cache, claim, profile=True, stem=stem)
-            status = main.status
-        if mode is not None:
-            extra["phase1_mode"] = mode
-            notes.append({"single": "", "preload": "preloaded", "two_pass": "cache-warm pass (second of two)"}[mode])
-        result = build_result(
-            self.store,
-            run,
-            main.outcome,
-            invariants=plan["invariants"],
-            # The code measured: this checkout, or (installed from a wheel) the plan's own project.
-            git=git_revision(checkout() or self.store.folder, (self.store.path,)),
-            stderr_log=specs.stderr_path(self._output_dir(plan), main.stem),
-            notes=[*main.notes, *notes],
-            extra={**extra, **main.fields(), "status": status},
-        )
-        if first is not None and first is not main:
-            if mode == "preload":
-                result["preload_seconds"] = (first.outcome.answer or {}).get("wall_seconds_total")
-                if isinstance(result["wall_seconds_total"], float) and isinstance(result["preload_seconds"], float):
-                    result["wall_seconds_no_download"] = result["wall_seconds_total"] - result["preload_seconds"]
-            result["warmup"] = first.summary(self.store)
-        if number == 1 and status == "done":
-            fields, more_notes = self._cross_check_pass(plan, run, settings, claim, main, sampled_cache)
-            result.update(fields)
-            result["notes"] = "; ".join(n for n in [result["notes"], *more_notes] if n)
-        result["entry_seconds"] = round(time.monotonic() - began, 3)  # this pass's (and its check's), start to result
-        self._echo_line(stem, result, mode)
+    @staticmethod
+    def _entry_result(run: Run, passes: list[dict[str, Any]]) -> dict[str, Any]:
+        """One result from an entry's passes: the median pass's, the cross-check beside pass 1, the memory passes'."""
+        result = crosscheck.with_cross_check(combine(passes), passes[0])
+        result["memory"] = memory.combine(passes, result.get("unprofiled_wall_seconds"), run) or memory.not_run(
+            "no pass of this entry reached its memory pass")
         return result
 
     def _finish_entry(self, claim: Claim, result: dict[str, Any]) -> str:
@@ -495,151 +376,26 @@ class Session:
             self.echo(f"{run_id:<24} {result['status']:<6} {figure} over {spread['done']} of {spread['n']} passes")
         return str(result["status"])
 
-    def _echo_line(self, stem: str, result: dict[str, Any], mode: str | None) -> None:
-        wall = result["wall_seconds_total"]
-        wall_text = f"{wall:8.2f} s" if isinstance(wall, float) else "       - s"
-        reason = f"  {result['notes']}" if result["status"] == "error" else ""
-        overhead = result.get("profiler_overhead_ratio")
-        cross = f"  {result['cross_check']}" if "cross_check" in result else ""
-        cross = f"  yappi/plain {overhead:.2f}x" if overhead else cross
-        self.echo(f"{stem:<24} {result['status']:<6} {wall_text}  {result['cache_state']:<5} {mode or ''}{reason}{cross}")
-
-    def _cross_check_pass(
-        self, plan: Plan, run: Run, settings: dict[str, Any], claim: Claim, main: Pass, cache: Path
-    ) -> tuple[dict[str, Any], list[str]]:
-        """Run the window again unprofiled under py-spy and compare; never changes the run's status."""
-        if not self.cross_check.on:
-            return crosscheck.not_run("off"), []
-        py_spy, missing = self.py_spy
-        if py_spy is None:
-            return crosscheck.not_run(f"unavailable: {missing}"), [f"cross-check unavailable: {missing}"]
-        paths = crosscheck.Paths.for_run(self._output_dir(plan), run["id"])
-        for stale in paths.all:
-            stale.unlink(missing_ok=True)
-        sampler = crosscheck.Sampler(py_spy, self.cross_check.rate_hz, paths.lines, paths.log)
-        self._watch_check(main)
-        sampled = self._pass(plan, run, settings, cache, claim, profile=False, stem=f"{run['id']}.sampled", sampler=sampler)
-        remove_owned(cache)
-        log = specs.stderr_path(self._output_dir(plan), sampled.stem)
-        summary = {**sampled.summary(self.store), "outcome": crosscheck.outcome_of(sampled.outcome.answer or {}),
-                   "stderr_log": self.store.relative(log), "py_spy_log": self.store.relative(paths.log),
-                   "worker_process_seconds": round(sampled.outcome.seconds, 3)}
-        if sampler.problem or not paths.lines.exists() or not paths.lines.stat().st_size:
-            why = sampler.problem or crosscheck.py_spy_complaint(paths.log) or "py-spy wrote no samples"
-            return {**crosscheck.not_run(f"unavailable: {why}"), "sampled_pass": summary}, [f"cross-check unavailable: {why}"]
-        if sampled.status != "done":
-            why = "; ".join(sampled.notes) or "sampled pass failed"
-            return {**crosscheck.not_run(f"failed: {why}"), "sampled_pass": summary}, [f"sampled pass failed: {why}"]
-        answer = main.outcome.answer or {}
-        t0 = time.perf_counter()
-        fields, notes = crosscheck.compare_passes(
-            profiled=answer, sampled=sampled.outcome.answer or {}, funcs_csv=Path(answer["files"]["top_functions_csv"]),
-            paths=paths, rate_hz=self.cross_check.rate_hz, run_id=run["id"],
-        )
-        files = {k: self.store.relative(v) if isinstance(v, Path) else v for k, v in fields.items()}
-        return {**files, "sampled_pass": {**summary, "compare_seconds": round(time.perf_counter() - t0, 3)}}, notes
-
     def _estimates(self, plan: Plan, run: Run, number: int, count: int, later: list[tuple[Run, int]]) -> dict[str, Any]:
         """What the progress display needs before the worker says anything: this pass's name and
-        estimate, and that of every pass after it (this pass's unprofiled check, the held
-        entries' ``later`` passes, then each of the selection's other pending entries once per
-        repeat, with its check)."""
+        estimate, and that of every pass after it (this pass's unprofiled check and memory pass,
+        the held entries' ``later`` passes, then each of the selection's other pending entries
+        once per repeat, with its checks)."""
         estimator = Estimator.from_plan(plan)
         checked = self.cross_check.on and self.py_spy[0] is not None  # the check runs beside pass 1
+
+        def step(r: Run, n: int) -> tuple[Run, bool, bool]:
+            return r, checked and n == 1, not memory.covers(plan, r)
+
         held = {r["id"] for r in (run, *(r for r, _ in later))}
         pending = [r for r in claims.select(plan, self.options.selector) if r["status"] == "pending" and r["id"] not in held]
-        rest = [(r, checked and n == 1) for r, n in later]
-        rest += [(r, checked and n == 1) for r in pending for n in range(1, repeats_for(plan, r, self.options.repeats) + 1)]
+        rest = [step(r, n) for r, n in later]
+        rest += [step(r, n) for r in pending for n in range(1, repeats_for(plan, r, self.options.repeats) + 1)]
         rest_seconds, rest_unknown = estimator.total(rest)
         check = estimator.check(run) if checked and number == 1 else 0.0
+        held_memory = estimator.memory(run) if not memory.covers(plan, run) else 0.0
         cold = run["label"] == PHASE0_LABELS[0] if phase_of(run) == "phase0" else None
-        estimate = estimator.entry(run)
-        return {"estimate": estimate, "rest_seconds": rest_seconds + (check or 0.0),
-                "rest_unknown": rest_unknown + (check is None), "began": time.monotonic(),
+        return {"estimate": estimator.entry(run), "rest_seconds": rest_seconds + (check or 0.0) + (held_memory or 0.0),
+                "rest_unknown": rest_unknown + (check is None) + (held_memory is None), "began": time.monotonic(),
                 "pass_name": pass_name(cold, number, count), "tail": estimator.tail(run), "check": check,
-                "overhead": estimator.overhead}
-
-    def _watch_check(self, main: Pass) -> None:
-        """The unprofiled check is next: estimate it from the profiled pass just measured (its
-        worker without yappi's overhead) and take it out of what remains after it."""
-        watching = self._watching
-        planned = watching["check"]
-        estimate = check_after(main.outcome.answer or {}, main.outcome.seconds, watching["overhead"]) or planned
-        tail = watching["tail"] / watching["overhead"] if watching["tail"] is not None else None  # LumiBot's analysis, unprofiled
-        self._watching = {**watching, "estimate": estimate, "pass_name": CHECK_PASS, "began": time.monotonic(), "tail": tail,
-                          "rest_seconds": max(watching["rest_seconds"] - (planned or 0.0), 0.0),
-                          "rest_unknown": watching["rest_unknown"] - (planned is None)}
-
-    def _pass(
-        self, plan: Plan, run: Run, settings: dict[str, Any], cache: Path, claim: Claim, *, profile: bool, stem: str,
-        sampler: crosscheck.Sampler | None = None,
-    ) -> Pass:
-        """One worker pass over the entry's dates; transient failures are retried, bounded."""
-        assert self.executor is not None
-        try:
-            self.executor.check()
-        except ProviderError as exc:
-            return Pass(stem, Outcome(None, None, 0.0, problem=str(exc)), Usage(), "error", [str(exc)], 0)
-        retries: list[str] = []
-        for attempt in range(1, TRANSIENT_RETRIES + 2):
-            token = f"{stem}.{self.owner.token}.{claim.attempt}.{attempt}"
-            spec = specs.run_spec(self.store, plan, run, settings, cache, profile=profile, stem=stem)
-            ran = self._spawn(plan, run, spec, token, sampler)
-            if (ran.outcome.answer or {}).get("error_kind") == "transient" and attempt <= TRANSIENT_RETRIES:
-                retries.append(f"attempt {attempt}: {ran.outcome.problem}")
-                continue
-            break
-        status, notes = self._judge(ran.outcome, ran.usage, settings)
-        moved = [f"node failure: {line}" for line in ran.node.get("node_failures", [])]
-        return Pass(stem, ran.outcome, ran.usage, status, [*notes, *retries, *moved], len(retries), ran.node)
-
-    def _judge(self, outcome: Outcome, usage: Usage, settings: dict[str, Any]) -> tuple[str, list[str]]:
-        """Final status and notes. Data must have really arrived: LumiBot exits 0 without it."""
-        notes: list[str] = []
-        refused = sorted(set(usage.refused) | set((outcome.answer or {}).get("network_refused") or []))
-        if refused:
-            notes.append(f"network guard refused: {', '.join(refused)}")
-        if outcome.problem:
-            return "error", [outcome.problem, *notes]
-        answer = outcome.answer or {}
-        if settings.get("kind") == "databento" and usage.requests is not None:
-            downloads = usage.by_schema.get("ohlcv-1m", 0)
-            if downloads == 0 and not answer.get("cache_files_before"):
-                return "error", ["no data arrived: the gateway served no bars and the cache was empty", *notes]
-        return "done", notes
-
-    # -- per-run plumbing -----------------------------------------------------------------
-    def _timeout(self, plan: Plan, run: Run) -> float:
-        if self.options.timeout:
-            return self.options.timeout
-        return float(run.get("timeout_seconds") or plan["meta"].get("timeout_seconds") or DEFAULT_TIMEOUT)
-
-    def _spawn(
-        self, plan: Plan, run: Run, spec: RunSpec, token: str, sampler: crosscheck.Sampler | None = None
-    ) -> Ran:
-        assert self.executor is not None
-
-        def on_spawn(pid: int, create_time: float | None) -> None:
-            try:
-                claims.record_worker(self.store, run["id"], self.owner, pid, create_time)
-            except PlanError as exc:  # a hand edit mid-entry: the run goes on, its result waits in a sidecar
-                self.warn(f"warning: {spec.stem}: worker {pid} not recorded in the plan ({exc}); the run goes on")
-            if sampler is not None:
-                sampler.attach(pid)
-
-        job = Job(spec, token, self._timeout(plan, run), self.options.grace, specs.stderr_path(Path(spec.output_dir), spec.stem),
-                  on_spawn, cache_key=Path(spec.cache_folder).name, cache_node=cache_node(plan, run),
-                  marker=self.owner.token, interruptible=self.stop.interruptible, stops=lambda: self.stop.count)
-        w = self._watching
-        watched = Watched(run["id"], run["start"], run["end"], Path(spec.work_dir), w["estimate"], w["rest_seconds"],
-                          w["rest_unknown"], w["began"], w["pass_name"], w["tail"])
-        try:
-            with self.monitor.watch(watched):
-                ran = self.executor.run(job)
-        except Interrupted as exc:
-            self._give_back(run["id"], f"during its pass ({exc}); nothing of it runs any more")
-            raise KeyboardInterrupt from None
-        finally:
-            if sampler is not None:
-                sampler.finish()
-        return ran
+                "memory": held_memory, "memory_cost": estimator.memory_cost, "overhead": estimator.overhead}

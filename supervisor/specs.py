@@ -49,9 +49,10 @@ def stderr_path(output_dir: Path, stem: str) -> Path:
 
 
 def run_spec(
-    store: PlanStore, plan: Plan, run: Run, settings: dict[str, Any], cache: Path, *, profile: bool, stem: str
+    store: PlanStore, plan: Plan, run: Run, settings: dict[str, Any], cache: Path, *, profile: bool, stem: str,
+    memory: str = "",
 ) -> RunSpec:
-    """The spec of one worker pass; ``stem`` names its files and its work folder."""
+    """The spec of one worker pass; ``stem`` names its files and its work folder; ``memory`` the memory pass's tool."""
     meta = plan["meta"]
     out = output_dir(store, plan)
     return RunSpec(
@@ -71,6 +72,7 @@ def run_spec(
         budget=float(meta.get("budget", 100_000)),
         seed=int(meta["random_seed_for_selection"]),
         profile=profile,
+        memory=memory,
         supervisor_pid=os.getpid(),
         backtest_options=dict(meta.get("backtest_options") or {}),
     )

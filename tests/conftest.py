@@ -34,12 +34,14 @@ def repo_plan_untouched() -> Any:
 
 
 def write_plan(folder: Path, runs: list[dict[str, Any]], meta: dict[str, Any] | None = None) -> Path:
-    """A new-round copy of the repo plan in ``folder`` with these runs, synthetic data, no cross-check and ``meta`` overrides."""
+    """A new-round copy of the repo plan in ``folder`` with these runs, synthetic data, no cross-check, no memory
+    pass and ``meta`` overrides."""
     plan = pristine(orjson.loads(REPO_PLAN.read_bytes()))  # the repo plan may hold a finished round
     plan["runs"] = runs
     plan["meta"]["data_source"] = dict(SYNTHETIC)
     plan["meta"]["timeout_seconds"] = 300
     plan["meta"]["cross_check"] = "off"  # doubles a run's time; tests/test_crosscheck.py turns it on
+    plan["meta"]["memory"] = "off"  # one more pass per window; tests/test_memory.py turns it on
     plan["meta"].update(meta or {})
     target = folder / "profiling_plan.json"
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -87,9 +87,9 @@ def test_samples_go_to_the_innermost_strategy_or_lumibot_frame_and_waits_are_lef
     assert table["verdict"] == "data-layer-bound" and table["waiting_share"] == 0.04
 
 
-def test_a_memory_finding_keeps_a_place_beside_time_findings() -> None:
+def test_memory_findings_keep_their_places_beside_time_findings() -> None:
     times = [Finding("time", f"f{i}", float(i), "s", "sampled", "strategy") for i in range(8)]
-    memory = Finding("memory", "peak RSS", 3e9, "B", "rusage", "–")
-    ranked = rank([*times, memory], limit=5)
-    assert [f.subject for f in ranked] == ["f7", "f6", "f5", "f4", "peak RSS"]
+    memory = [Finding("memory", f"m{i}", 1e6 * (4 - i), "B", "memray", "strategy") for i in range(4)]
+    ranked = rank([*memory, *times], limit=5, memory_limit=3)
+    assert [f.subject for f in ranked] == ["f7", "f6", "f5", "f4", "f3", "m0", "m1", "m2"]
     assert [f.subject for f in rank(times, limit=3)] == ["f7", "f6", "f5"]

@@ -125,8 +125,8 @@ def test_modes_run_for_real_and_fill_their_fields(make_plan, mode: str):
 
 
 def test_cache_state_from_gateway_counts_or_from_cache_files() -> None:
+    from supervisor.passes import cache_state
     from supervisor.provider import Usage
-    from supervisor.session import cache_state
 
     gateway = Usage(requests=3, bytes=1, by_schema={"ohlcv-1m": 2, "definition": 1})
     assert cache_state(gateway, 0, 2) == "cold"

@@ -53,6 +53,7 @@ class Run:
     """State of the one run this process exists for, finishable from a signal handler."""
 
     def __init__(self, spec: RunSpec, guard: StdoutGuard) -> None:
+        from worker.memory import MemoryCapture
         from worker.profiler import WallProfile
 
         self.spec = spec
@@ -62,6 +63,7 @@ class Run:
         self.netguard = NetworkGuard()
         self.browser = BrowserSuppressor()
         self.profile = WallProfile(enabled=spec.profile)
+        self.memory = MemoryCapture(spec.memory, Path(spec.output_dir), spec.stem)
         self.progress = ProgressWriter(Path(spec.work_dir), enabled=spec.progress)
         self.prepared: Any = None
         self.started = False
@@ -78,6 +80,7 @@ class Run:
         spec, answer = self.spec, self.answer
         self.progress.phase("starting")
         answer.environment = prepare_environment(self.cache_folder)
+        self.memory.prepare()
         self.browser.install()
         if spec.data_source.get("mode", "local") == "local":
             self.netguard.arm()
@@ -90,9 +93,11 @@ class Run:
         self.progress.phase("backtest")
         self.started = True
         self.profile.start()
+        self.memory.start()
         try:
             strategy = backtest.run(prepared, spec)
         finally:
+            self.memory.stop()
             self.profile.stop()
         self.strategy = strategy
         answer.invariants_in_effect = backtest.invariants_in_effect(strategy, prepared, Path(spec.work_dir))
@@ -114,6 +119,7 @@ class Run:
         if self.started:
             from worker.profiler import ProfileFiles
 
+            self.memory.stop()
             self.profile.stop()
             self.progress.phase("finishing")
             answer.wall_seconds_total = self.profile.wall_seconds
@@ -147,6 +153,9 @@ class Run:
             from worker.backtest import lumibot_outputs
 
             answer.lumibot_outputs = lumibot_outputs(Path(spec.work_dir))
+            answer.memory = self.memory.record()
+            if answer.memory is not None and answer.memory["capture"]:
+                answer.files["memory_capture"] = answer.memory["capture"]  # so an executor on another node brings it back
         answer.browser = self.browser.record()
         answer.partial = partial
         answer.network_refused = list(self.netguard.refused)

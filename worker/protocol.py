@@ -47,6 +47,8 @@ class RunSpec:
     budget: float = 100_000.0
     seed: int = 0
     profile: bool = True
+    memory: str = ""
+    """The memory pass: ``memray`` (tracemalloc if memray cannot run) around the backtest; empty otherwise."""
     progress: bool = True
     """Write ``progress.json`` in the work folder (:mod:`common.progress`); off only to measure its cost."""
     output_stem: str = ""
@@ -102,6 +104,8 @@ class Answer:
     lumibot_outputs: list[str] = field(default_factory=list)
     peak_rss_mb: float | None = None
     time_by_owner: dict[str, Any] | None = None
+    memory: dict[str, Any] | None = None
+    """The memory pass's capture: tool, file, fallback reason (:meth:`worker.memory.MemoryCapture.record`)."""
     """Seconds by owner class from yappi's self times (the cross-check replaces it with the sampled table)."""
     versions: dict[str, str] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from report.sections.cautions import Cautions
 from report.sections.findings import FindingsSection, OwnersSection
 from report.sections.invariants import Invariants
+from report.sections.memory import MemorySection
 from report.sections.offenders import AcrossRuns, LeftOut, PerRun
 from report.sections.phases import PhaseSplit
 from report.sections.runs import MissingRuns, Phase0Section, RunsTable
@@ -19,8 +20,8 @@ from report.sections.threads import Threads
 from report.sections.trust import TrustSection
 
 SECTIONS = (
-    FindingsSection, OwnersSection, RunsTable, Cautions, PhaseSplit, MissingRuns, Phase0Section, AcrossRuns,
+    FindingsSection, OwnersSection, MemorySection, RunsTable, Cautions, PhaseSplit, MissingRuns, Phase0Section, AcrossRuns,
     TrustSection, Scaling, Threads, Invariants, PerRun, LeftOut,
 )
 
-__all__ = ["SECTIONS", "Summary"]
+__all__ = ["SECTIONS", "MemorySection", "Summary"]

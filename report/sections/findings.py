@@ -19,11 +19,13 @@ _OWNER_COLUMNS = (Owner.STRATEGY, Owner.LUMIBOT, Owner.DATA, Owner.IO, Owner.OUT
 def _amount(finding: Finding) -> str:
     if finding.unit == "s":
         return f"{finding.amount:.2f} s"
-    return f"{finding.amount / 1024 / 1024:,.0f} MB"
+    return f"{finding.amount / 1024 / 1024:,.1f} MB"
 
 
 def _step(step: Step) -> str:
     where = f"{Path(step.file).name}:{step.line if step.line is not None else step.first_line}"
+    if step.calls is None and step.per_iteration is None and step.line is not None:
+        return f"`{step.function}` ({where})"  # a memory path: memray counts no calls
     calls = "–" if step.calls is None else f"{step.calls:,}"
     per = "" if step.per_iteration is None else f", {md.rate(step.per_iteration)}/iteration"
     return f"`{step.function}` ({where}; {calls} calls{per})"
@@ -45,7 +47,18 @@ def _owner_phrase(finding: Finding) -> str:
     if not finding.spent_in:
         return f"{whose} (owner class `{finding.owner}`)"
     spent = ", ".join(f"{o} {100 * s:.0f} %" for o, s in finding.spent_in.items() if s >= 0.01)
-    return f"{whose} (owner class `{finding.owner}`); its time is spent in: {spent}"
+    where = "its time is spent in" if finding.unit == "s" else "its bytes were allocated by"
+    return f"{whose} (owner class `{finding.owner}`); {where}: {spent}"
+
+
+def _where(finding: Finding, what: str) -> str:
+    hot = ", ".join(f"line {h.line} ({100 * h.share:.1f} %, {_figure(finding, h.amount)})" for h in finding.hot_lines)
+    where = f"{module_tail(finding.file or '')}:{finding.first_line}"
+    return f"- **Where**: `{where}`; {what}: {hot or 'not measured (needs the cross-check)'}"
+
+
+def _figure(finding: Finding, amount: float) -> str:
+    return f"{amount:.2f} s" if finding.unit == "s" else f"{amount / 1024 / 1024:,.1f} MB"
 
 
 def render_finding(number: int, finding: Finding) -> str:
@@ -53,19 +66,21 @@ def render_finding(number: int, finding: Finding) -> str:
     if finding.kind == "time" and finding.measured == "sampled":
         yappi = "–" if finding.profiled_amount is None else f"{finding.profiled_amount:.2f} s"
         beside = f", yappi {yappi}"
-    share = "" if finding.share is None else f" ({100 * finding.share:.1f} % of the wall)"
-    measured = {"sampled": "unprofiled", "profiled": "profiled, yappi"}.get(finding.measured, finding.measured)
-    head = f"### {number}. `{finding.subject}`: {_amount(finding)} {measured}{share}{beside}"
-    lines = [head, ""]
-    if finding.kind == "time":
-        hot = ", ".join(f"line {h.line} ({100 * h.share:.1f} %, {h.amount:.2f} s)" for h in finding.hot_lines)
-        where = f"{module_tail(finding.file or '')}:{finding.first_line}"
-        lines.append(f"- **Where**: `{where}`; hottest lines: {hot or 'not measured (needs the cross-check)'}")
-        lines.append(f"- **Reached** {_path(finding)}")
-        lines.append(f"- **Whose code**: {_owner_phrase(finding)}")
+    if finding.kind == "memory":
+        retained = "–" if finding.retained is None else f"{finding.retained / 1024 / 1024:,.1f} MB"
+        leak = ", **leak-shaped**" if finding.leak_shaped else ""
+        head = (f"### {number}. `{finding.subject}`: {_amount(finding)} at the peak heap ({finding.measured}), "
+                f"{retained} retained{leak}")
     else:
-        lines.append(f"- **What**: {finding.measured}; per window: "
-                     + ", ".join(f"{w.run_id} {w.amount / 1024 / 1024:,.0f} MB" for w in finding.windows))
+        share = "" if finding.share is None else f" ({100 * finding.share:.1f} % of the wall)"
+        measured = {"sampled": "unprofiled", "profiled": "profiled, yappi"}.get(finding.measured, finding.measured)
+        head = f"### {number}. `{finding.subject}`: {_amount(finding)} {measured}{share}{beside}"
+    lines = [head, "", _where(finding, "hottest lines" if finding.unit == "s" else "heaviest lines at the peak")]
+    lines.append(f"- **Reached** {_path(finding)}")
+    lines.append(f"- **Whose code**: {_owner_phrase(finding)}")
+    if finding.kind == "memory":
+        lines.append("- **Per window** (bytes at the peak): "
+                     + ", ".join(f"{w.run_id} {w.amount / 1024 / 1024:,.1f} MB" for w in finding.windows))
     lines.append(f"- **Why it is a finding**: {'; '.join(finding.evidence_for) or '–'}")
     lines.append(f"- **Against it**: {'; '.join(finding.evidence_against) or 'nothing found'}")
     if finding.look_next:
@@ -92,6 +107,12 @@ class FindingsSection:
             intro = (
                 "No run has a cross-check, so these come from **yappi alone** (seconds are profiled seconds: a site's "
                 "self time plus the library code it calls directly, from the pstat); there are no hot lines."
+            )
+        if any(f.kind == "memory" for f in found):
+            intro += (
+                " Memory findings follow the time findings: the sites holding most bytes at the memory pass's peak heap "
+                "(memray; the same site rule), heaviest first; see "
+                "[Where the memory goes](#where-the-memory-goes-per-window) and docs/memory.md."
             )
         return "\n\n".join([head, intro, *(render_finding(i, f) for i, f in enumerate(found, 1))])
 
