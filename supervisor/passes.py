@@ -149,11 +149,11 @@ class EntryPasses:
         notes: list[str] = []
         first: Pass | None = None
         if mode in ("preload", "two_pass") and not skip:
-            profiled_name = self._watching["pass_name"]
-            self._watching["pass_name"] = FIRST_PASS[mode]
+            profiled = self._watching
+            self._watching, after = self._first_pass_watch(profiled, unprofiled=mode == "preload")
             first = self._pass(plan, run, settings, cache, claim, PROFILED if mode == "two_pass" else UNPROFILED,
                                stem=f"{stem}.{'preload' if mode == 'preload' else 'pass1'}")
-            self._watching["pass_name"] = profiled_name
+            self._watching = {**profiled, "estimate": after, "began": time.monotonic()}  # the profiled pass's own time
         if skip:
             main, status = Pass(stem, Outcome(None, None, 0.0, problem=skip), Usage(), "error", [skip], 0), "error"
         elif first is not None and first.status != "done":
@@ -268,6 +268,24 @@ class EntryPasses:
         if differ:
             notes.append(f"memory pass's backtest differs from the profiled one: {', '.join(differ)}")
         return {**record, **figures, "outcome": ran.answer.get("fingerprint"), "outcome_matches": same}, notes
+
+    @staticmethod
+    def _first_pass_watch(profiled: dict[str, Any], *, unprofiled: bool) -> tuple[dict[str, Any], float | None]:
+        """What to show during the preload (unprofiled) or cache-warming (profiled) pass, and the
+        profiled pass's own estimate after it.
+
+        An entry's estimate in these modes is its measured ``entry_seconds``: both passes. It is
+        split by yappi's measured overhead (a preload is an unprofiled pass) or in halves.
+        """
+        estimate, tail = profiled["estimate"], profiled["tail"]
+        share = 1 / (profiled["overhead"] + 1) if unprofiled else 0.5
+        first = None if estimate is None else estimate * share
+        after = None if estimate is None or first is None else estimate - first
+        scale = 1 / profiled["overhead"] if unprofiled else 1.0
+        watch = {**profiled, "pass_name": FIRST_PASS["preload" if unprofiled else "two_pass"], "estimate": first,
+                 "tail": None if tail is None else tail * scale, "rest_seconds": profiled["rest_seconds"] + (after or 0.0),
+                 "rest_unknown": profiled["rest_unknown"] + (after is None)}
+        return watch, after
 
     def _watch_next(self, main: Pass, name: str, planned: float | None) -> None:
         """A check is next: estimate it from the profiled pass just measured (its worker without

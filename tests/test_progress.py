@@ -34,7 +34,7 @@ def supervisor_command(plan: Path, *args: str) -> list[str]:
 
 
 def test_piped_run_prints_progress_before_its_result_and_status_shows_it(make_plan, tmp_path: Path) -> None:
-    plan = make_plan([short_run("two-weeks", "2024-09-02", "2024-09-16")], META)
+    plan = make_plan([short_run("two-weeks", "2024-09-02", "2024-09-16")], {**META, "phase1_mode": "preload"})
     console = tmp_path / "console.txt"
     seen: str | None = None
     with console.open("w") as out:
@@ -48,13 +48,21 @@ def test_piped_run_prints_progress_before_its_result_and_status_shows_it(make_pl
         _, stderr = proc.communicate(timeout=600)
     assert proc.returncode == 0, stderr
     assert seen is not None, "status never showed the running entry's progress"
-    assert re.search(r"progress \(two-weeks\): backtest at 2024-09-\d\d \d\d:\d\d \(\d+% of window\), [\d,]+ iterations", seen)
+    by_status = r"progress \(two-weeks(\.preload)?\): backtest at 2024-09-\d\d \d\d:\d\d \(\d+% of window\), [\d,]+ iterations"
+    assert re.search(by_status, seen)
 
     lines = console.read_text().splitlines()
     result_at = next(i for i, line in enumerate(lines) if line.startswith("two-weeks") and " done " in line)
     shown = re.compile(r"two-weeks\s+profiled: backtest at 2024-09-\d\d .*\(\d+% of window\)")
     progress_at = [i for i, line in enumerate(lines) if shown.search(line)]
     assert progress_at and progress_at[0] < result_at, lines
+    # The preload pass comes first under its own name; the profiled pass then counts its own time.
+    elapsed = re.compile(r"two-weeks\s+(preload \(unprofiled\)|profiled): .*; (\d+) s elapsed")
+    passes = [(m[1], int(m[2])) for m in map(elapsed.search, lines) if m]
+    preload = [seconds for name, seconds in passes if name != "profiled"]
+    profiled = [seconds for name, seconds in passes if name == "profiled"]
+    assert preload and profiled and passes.index(("profiled", profiled[0])) > len(preload) - 1, passes
+    assert profiled[0] < max(preload), passes
 
     result = load(plan)["results"]["two-weeks"]
     assert result["entry_seconds"] >= result["worker_process_seconds"] > 0
