@@ -37,6 +37,8 @@ MB = 1024 * 1024
 LEAK_MIN_BYTES = MB
 """Below this, a site's growth is not called a leak: a few allocations more or less swing its exponent."""
 FINDING_MIN_BYTES = MB
+MIN_LINE_SHARE = 0.01
+"""A line inside a site is shown when it holds at least this share of the site's bytes at the peak."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ def _finding(key: tuple[str, int, str], item: _Pooled, covered: list[MemoryWindo
         owner=str(owner_of_frame(file, name) or Owner.OTHER), file=file, first_line=first,
         share=amount / peak if peak else None,
         spent_in={o: b / amount for o, b in sorted(spent.items(), key=lambda kv: -kv[1])} if amount else {},
-        hot_lines=[HotLine(int(line), float(b), b / peak if peak else 0.0) for line, b in site["lines"][:3]],
+        hot_lines=[HotLine(int(line), float(b), b / peak if peak else 0.0)  # a line with ~0 bytes is no answer
+                   for line, b in site["lines"][:3] if b >= MIN_LINE_SHARE * amount],
         anchor=path["anchor"], path=[Step(s[0], s[1], int(s[2]), int(s[3]), None, None) for s in path["steps"]],
         windows=[WindowCost(w.record.id, float(item.peaks.get(w.record.id, 0)),
                             item.peaks.get(w.record.id, 0) / w.peak if w.peak else None, None, None) for w in covered],
