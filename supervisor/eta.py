@@ -49,22 +49,24 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) and value > 0 else None
 
 
+def _side_pass_seconds(result: Any, key: str, after: str) -> float | None:
+    """Seconds of a pass recorded under ``result[key]``: its worker plus ``after`` (the work done
+    with its output once the worker ended)."""
+    side = result.get(key) if isinstance(result, dict) else None
+    if not isinstance(side, dict):
+        return None
+    worker = _number(side.get("worker_process_seconds"))
+    return None if worker is None else worker + (_number(side.get(after)) or 0.0)
+
+
 def check_seconds(result: Any) -> float | None:
     """Seconds of the cross-check's unprofiled pass in a result (its worker plus the comparison)."""
-    sampled = result.get("sampled_pass") if isinstance(result, dict) else None
-    if not isinstance(sampled, dict):
-        return None
-    worker = _number(sampled.get("worker_process_seconds"))
-    return None if worker is None else worker + (_number(sampled.get("compare_seconds")) or 0.0)
+    return _side_pass_seconds(result, "sampled_pass", "compare_seconds")
 
 
 def memory_seconds(result: Any) -> float | None:
     """Seconds of the memory pass in a result (its worker plus reading its capture)."""
-    held = result.get("memory") if isinstance(result, dict) else None
-    if not isinstance(held, dict):
-        return None
-    worker = _number(held.get("worker_process_seconds"))
-    return None if worker is None else worker + (_number(held.get("read_seconds")) or 0.0)
+    return _side_pass_seconds(result, "memory", "read_seconds")
 
 
 def profiled_seconds(result: Any) -> float | None:
