@@ -164,7 +164,8 @@ def test_contradictory_cluster_options_are_refused_before_any_change(make_plan, 
 @pytest.mark.slow
 def test_a_plan_runs_once_per_entry_on_two_nodes(cluster, make_plan):
     runs = [short_run("ray-a", "2024-09-03", "2024-09-04"), short_run("ray-b", "2024-09-04", "2024-09-05")]
-    plan = make_plan(runs, meta={**SHORT, "cross_check": "sampled"})  # py-spy cannot reach a node: said, no crash
+    # py-spy cannot reach a node (said, no crash); memray runs inside the worker, so its files come back
+    plan = make_plan(runs, meta={**SHORT, "cross_check": "sampled", "memory": "all"})
     out, err = cluster.supervisor(plan).communicate(timeout=600)
     print(out)  # the two-node run's console output, for the record
     assert "ray-a" in out and "ray-b" in out, out + err
@@ -183,6 +184,11 @@ def test_a_plan_runs_once_per_entry_on_two_nodes(cluster, make_plan):
         assert result["iterations"] > 0 and result["invariants_hold"] is True
         assert result["cross_check"] == "unavailable: not supported with --executor ray (py-spy must run on the worker's node)"
         assert "cross-check unavailable: not supported with --executor ray" in result["notes"]
+        held = result["memory"]
+        assert held["status"] == "done" and held["tool"] == "memray" and held["outcome_matches"] is True, held
+        assert held["peak_heap_bytes"] > 10 * 2**20
+        for name in ("capture", "sites", "flamegraph"):
+            assert (plan.parent / held[name]).stat().st_size > 0, name
     assert used == slot_nodes  # one slot per node: the two entries ran side by side, one on each
 
 
