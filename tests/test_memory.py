@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -201,3 +202,18 @@ def test_meta_memory_chooses_the_windows_and_a_bad_value_is_one_line(make_plan: 
     proc = supervise(bad)
     assert proc.returncode == 2 and "meta.memory: must be one of short, scaling, all, off" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_failed_memory_pass_is_named_by_its_window(runs: dict[str, Any], tmp_path: Path) -> None:
+    """A crash or time-out of the memory pass leaves the run done (its time profile stands), and
+    the memory section says which window's pass failed and why, not an anonymous reason."""
+    plan, _ = runs["leak"]
+    copy = tmp_path / "profiling_plan.json"
+    shutil.copytree(plan.parent / "profiling", tmp_path / "profiling")
+    document = load(plan)
+    document["results"]["d2"]["memory"] = {"status": "error", "reason": "memory pass failed: timed out after 300 s"}
+    copy.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    assert supervise(copy, "report").returncode == 0
+    section = (tmp_path / "profiling" / "REPORT.md").read_text().split("## Where the memory goes", 1)[1].split("\n## ", 1)[0]
+    assert "d2: **error**, memory pass failed: timed out after 300 s" in section
+    assert "| d1 |" in section and "| d2 |" not in section

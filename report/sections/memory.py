@@ -17,11 +17,15 @@ class MemorySection:
     def render(self, analysis: Analysis) -> str:
         head = "## Where the memory goes, per window"
         covered = windows(analysis)
-        skipped = sorted({str(r.value("memory").get("reason")) for r in analysis.results.done
-                          if isinstance(r.value("memory"), dict) and r.value("memory").get("status") != "done"})
+        held = [(r.id, r.value("memory")) for r in analysis.results.done if isinstance(r.value("memory"), dict)]
+        # a pass that ran and failed (crash, time-out) is named by its window; "not run" reasons are shared
+        failed = [f"{run_id}: **{m.get('status')}**, {m.get('reason')}" for run_id, m in held
+                  if m.get("status") not in ("done", "not run")]
+        skipped = sorted({str(m.get("reason")) for _, m in held if m.get("status") == "not run"})
+        failures = f"Memory passes that failed (the run's time profile stands): {'; '.join(failed)}." if failed else ""
         if not covered:
             why = f" ({'; '.join(skipped)})" if skipped else ""
-            return f"{head}\n\nNo window has a memory pass yet{why}."
+            return "\n\n".join(filter(None, [head, f"No window has a memory pass yet{why}.", failures]))
         rows = []
         for w in covered:
             m = w.memory
@@ -55,7 +59,7 @@ class MemorySection:
         )
         table = md.table(["run", "trading days", "peak heap MB", "peak RSS MB", "MB per trading day", "top owner at peak",
                           "retained MB", "allocated MB", "noise", "same backtest", "cost"], rows, [1, 2, 3, 4, 6, 7])
-        parts = [head, intro, table, self._growth(analysis)]
+        parts = [head, intro, table, self._growth(analysis), *filter(None, [failures])]
         if skipped:
             parts.append(f"Windows without a memory pass: {'; '.join(skipped)}.")
         return "\n\n".join(parts)
