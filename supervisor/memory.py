@@ -211,7 +211,7 @@ def flamegraph(capture: Path, target: Path) -> str | None:
 
 
 def summarize(answer: dict[str, Any], output_dir: Path, run_id: str, stem: str) -> tuple[dict[str, Any], list[str]]:
-    """The pass's figures from its capture, its sites written to ``<stem>.memory.json``; plus notes."""
+    """The pass's figures from its capture, its sites written to ``<stem>.sites.json``; plus notes."""
     capture_info = answer.get("memory") or {}
     tool = capture_info.get("tool")
     # the capture's path among the files: an executor on another node rewrites those to where it landed them
